@@ -9,12 +9,13 @@
 # by the Rust harness in crates/testbed.
 #
 # Environment:
+#   STEWARD_TESTBED     where to link the parts (default .testbed/ in the checkout)
 #   STEWARD_CACHE_DIR   machine-level cache (default /var/cache/steward-testbed)
 #   DOCKER_HOST         use this engine instead of starting one, if it answers
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TB="$ROOT/.testbed"
+TB="${STEWARD_TESTBED:-$ROOT/.testbed}"
 CACHE="${STEWARD_CACHE_DIR:-/var/cache/steward-testbed}"
 
 # Pinned versions. The collector's version lives in collector/manifest.yaml.
@@ -47,6 +48,9 @@ key() { { cat "$@"; go version; } | sha256sum | cut -c1-12; }
 link() { ln -sfn "$2" "$TB/bin/.$1.tmp" && mv -Tf "$TB/bin/.$1.tmp" "$TB/bin/$1"; }
 
 mkdir -p "$TB/bin" "$TB/log" "$TB/run" "$CACHE"
+# Build dirs of a run that fails or is interrupted are removed, never reused.
+scratch=()
+trap 'rm -rf "${scratch[@]}"' EXIT
 SECONDS=0
 
 # --- toolchains --------------------------------------------------------------
@@ -80,7 +84,7 @@ k=$(key "$ROOT/collector/manifest.yaml")
 dest="$CACHE/otelcol-steward-$k"
 if [ ! -x "$dest/otelcol-steward" ]; then
   log "building otelcol-steward (collector builder $COLLECTOR_BUILDER_VERSION; cold: ~6 min)"
-  work=$(mktemp -d "$CACHE/.otelcol-build.XXXXXX")
+  work=$(mktemp -d "$CACHE/.otelcol-build.XXXXXX") && scratch+=("$work")
   run otelcol-steward "$TB/log/otelcol-builder-install.log" \
     env GOBIN="$work/bin" go install "go.opentelemetry.io/collector/cmd/builder@$COLLECTOR_BUILDER_VERSION"
   cp "$ROOT/collector/manifest.yaml" "$work/manifest.yaml"
@@ -107,7 +111,7 @@ link opampsupervisor "$dest/opampsupervisor"
 dest="$CACHE/victoria-logs-$VICTORIALOGS_VERSION-$(go env GOVERSION)"
 if [ ! -x "$dest/victoria-logs" ]; then
   log "building victoria-logs $VICTORIALOGS_VERSION"
-  work=$(mktemp -d "$CACHE/.victoria-logs.XXXXXX")
+  work=$(mktemp -d "$CACHE/.victoria-logs.XXXXXX") && scratch+=("$work")
   run victoria-logs "$TB/log/victoria-logs-build.log" \
     env GOBIN="$work" go install "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$VICTORIALOGS_VERSION"
   rm -rf "$dest" && mv -T "$work" "$dest"
