@@ -59,27 +59,33 @@ impl Container {
             image: Some(BUSYBOX_IMAGE.to_owned()),
             cmd: Some(vec!["sh".into(), "-c".into(), script.to_owned()]),
             labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
-            host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let options = CreateContainerOptions { name: Some(name.to_owned()), ..Default::default() };
         let created = docker.create_container(Some(options), body).await.map_err(docker_err)?;
         // From here on the handle exists, so a failure below still removes the container.
-        let mut container =
-            Container { host: host.to_owned(), id: created.id, name: name.to_owned(), log_path: PathBuf::new() };
+        let mut container = Container {
+            host: host.to_owned(),
+            id: created.id,
+            name: name.to_owned(),
+            log_path: PathBuf::new(),
+        };
         docker.start_container(&container.id, None).await.map_err(docker_err)?;
         let inspected = docker
             .inspect_container(&container.id, None::<InspectContainerOptions>)
             .await
             .map_err(docker_err)?;
-        container.log_path = inspected
-            .log_path
-            .filter(|path| !path.is_empty())
-            .map(PathBuf::from)
-            .ok_or_else(|| Error::Unexpected {
-                what: format!("container {name}"),
-                detail: "inspect returned no LogPath: is the log driver json-file?".into(),
-            })?;
+        container.log_path =
+            inspected.log_path.filter(|path| !path.is_empty()).map(PathBuf::from).ok_or_else(
+                || Error::Unexpected {
+                    what: format!("container {name}"),
+                    detail: "inspect returned no LogPath: is the log driver json-file?".into(),
+                },
+            )?;
         Ok(container)
     }
 
@@ -90,7 +96,9 @@ impl Container {
             match stream.next().await {
                 Some(Ok(response)) => Ok(response.status_code),
                 // bollard reports a non-zero exit as an error carrying the code.
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
                 Some(Err(source)) => Err(Error::Docker { host: self.host.clone(), source }),
                 None => Err(Error::Unexpected {
                     what: format!("waiting for container {}", self.name),

@@ -57,7 +57,14 @@ impl Tally {
 }
 
 /// The collector config, by hand. Paths are JSON-quoted, which YAML reads as is.
-fn collector_config(log_path: &Path, storage: &Path, logs: &VictoriaLogs, health: u16, metrics: u16, container: &Container) -> String {
+fn collector_config(
+    log_path: &Path,
+    storage: &Path,
+    logs: &VictoriaLogs,
+    health: u16,
+    metrics: u16,
+    container: &Container,
+) -> String {
     let q = |s: &str| serde_json::to_string(s).expect("a string serialises");
     format!(
         r#"extensions:
@@ -117,8 +124,11 @@ impl FirstProof {
         let (engine, host) = docker::connect(tb).await?;
         let logs = VictoriaLogs::start(tb).await?;
         let name = format!("steward-first-proof-{}-{}", std::process::id(), free_port());
-        let script = format!("i=1; while [ $i -le {lines} ]; do echo \"{LINE_PREFIX}$i\"; i=$((i+1)); done");
-        let container = Container::run(&engine, &host, &name, &[("steward.test", "first-proof")], &script).await?;
+        let script =
+            format!("i=1; while [ $i -le {lines} ]; do echo \"{LINE_PREFIX}$i\"; i=$((i+1)); done");
+        let container =
+            Container::run(&engine, &host, &name, &[("steward.test", "first-proof")], &script)
+                .await?;
         let status = container.wait(&engine, Duration::from_secs(60)).await?;
         if status != 0 {
             return Err(crate::Error::Unexpected {
@@ -132,12 +142,20 @@ impl FirstProof {
             collector_config(&log_path, &dir.join("storage"), &logs, health, metrics, &container)
         })
         .await?;
-        Ok(FirstProof { logs, collector, container, metrics_url: format!("http://127.0.0.1:{metrics}/metrics") })
+        Ok(FirstProof {
+            logs,
+            collector,
+            container,
+            metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
+        })
     }
 
     /// The LogsQL query for this container's records.
     pub fn query(&self) -> String {
-        format!("\"container.id\":={}", serde_json::to_string(self.container.id()).expect("a string serialises"))
+        format!(
+            "\"container.id\":={}",
+            serde_json::to_string(self.container.id()).expect("a string serialises")
+        )
     }
 
     /// Counts what the store holds for the container now.

@@ -37,7 +37,9 @@ pub use process::{Process, eventually, free_port};
 /// Everything that can go wrong while starting or driving a part.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("test bench not found: no .testbed/ above {searched_from} (run scripts/testbed.sh first)")]
+    #[error(
+        "test bench not found: no .testbed/ above {searched_from} (run scripts/testbed.sh first)"
+    )]
     NoTestbed { searched_from: PathBuf },
     #[error("part `{part}` is not installed at {path} (run scripts/testbed.sh)")]
     MissingPart { part: String, path: PathBuf },

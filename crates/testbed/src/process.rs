@@ -4,8 +4,8 @@ use std::fs::File;
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,11 @@ where
         match probe().await {
             Ok(value) => return Ok(value),
             Err(last) if start.elapsed() >= timeout => {
-                return Err(Error::Timeout { what: what.to_owned(), waited: start.elapsed(), last });
+                return Err(Error::Timeout {
+                    what: what.to_owned(),
+                    waited: start.elapsed(),
+                    last,
+                });
             }
             Err(_) => tokio::time::sleep(interval).await,
         }
@@ -92,7 +96,10 @@ impl Process {
 
     /// The part's temp dir: its data, config and log live here.
     pub fn dir(&self) -> &Path {
-        self.dir.as_ref().map(TempDir::path).expect("the temp dir lives as long as the process handle")
+        self.dir
+            .as_ref()
+            .map(TempDir::path)
+            .expect("the temp dir lives as long as the process handle")
     }
 
     pub fn log_path(&self) -> &Path {

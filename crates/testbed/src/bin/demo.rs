@@ -38,7 +38,9 @@ async fn main() -> ExitCode {
 
 async fn run(once: bool) -> Result<(), steward_testbed::Error> {
     let tb = Testbed::locate()?;
-    println!("starting VictoriaLogs, a busybox container printing {LINES} lines, and otelcol-steward…");
+    println!(
+        "starting VictoriaLogs, a busybox container printing {LINES} lines, and otelcol-steward…"
+    );
     let proof = FirstProof::start(&tb, LINES).await?;
     let tally = proof.wait_for_lines(LINES, Duration::from_secs(60)).await?;
     let (missing, duplicated) = (tally.missing(LINES), tally.duplicated());

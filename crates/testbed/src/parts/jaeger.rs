@@ -30,7 +30,8 @@ struct Ports {
 impl Ports {
     /// Jaeger's config. Every listener is given explicitly: each default
     /// (4317, 4318, 16686, 16685, 13133, 8888) is a fixed port that would make
-    /// two Jaegers, or Jaeger and a collector, collide.
+    /// two Jaegers, or Jaeger and a collector, collide. Internal metrics are
+    /// off for the same reason (their endpoint is 8888).
     fn config(&self) -> String {
         let Ports { otlp_grpc, otlp_http, query_http, query_grpc, health } = self;
         format!(
@@ -64,6 +65,9 @@ extensions:
         memory:
           max_traces: 100000
   jaeger_query:
+    # On by default: Jaeger would trace itself to an OTLP exporter on the
+    # fixed localhost:4317, retrying (and slowing shutdown) when none is there.
+    enable_tracing: false
     storage:
       traces: store
     http:

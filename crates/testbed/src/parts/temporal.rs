@@ -81,7 +81,9 @@ async fn run_cli(cli: &Path, args: &[&str]) -> std::result::Result<String, Strin
     let mut cmd = tokio::process::Command::new(cli);
     cmd.args(args).stdin(std::process::Stdio::null()).kill_on_drop(true);
     match tokio::time::timeout(CLI_TIMEOUT, cmd.output()).await {
-        Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(Ok(out)) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
         Ok(Ok(out)) => Err(format!(
             "temporal {}: {}: {}",
             args.join(" "),

@@ -12,7 +12,15 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("receivers", &["file_log", "otlp"]),
     (
         "processors",
-        &["memory_limiter", "batch", "resource", "attributes", "transform", "probabilistic_sampler", "tail_sampling"],
+        &[
+            "memory_limiter",
+            "batch",
+            "resource",
+            "attributes",
+            "transform",
+            "probabilistic_sampler",
+            "tail_sampling",
+        ],
     ),
     ("exporters", &["otlp_http", "otlp_grpc", "prometheus_remote_write", "debug", "file"]),
     ("extensions", &["health_check", "file_storage", "opamp"]),

@@ -8,8 +8,15 @@ use std::process::Command;
 fn demo_once_runs_the_pipeline_and_exits_zero() {
     let out = Command::new(env!("CARGO_BIN_EXE_demo")).arg("--once").output().expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("1000 records, 0 missing, 0 duplicated"), "unexpected summary:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1000 records, 0 missing, 0 duplicated"),
+        "unexpected summary:\n{stdout}"
+    );
     assert!(stdout.contains("VictoriaLogs UI:"), "no pointer to the UI:\n{stdout}");
 }
 

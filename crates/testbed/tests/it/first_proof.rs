@@ -19,15 +19,26 @@ async fn every_line_of_a_container_arrives_exactly_once() {
 
     let tally = proof.wait_for_lines(LINES, Duration::from_secs(60)).await.expect("lines arrive");
     let sample = |v: &[String]| v.iter().take(3).cloned().collect::<Vec<_>>();
-    assert!(tally.unexpected.is_empty(), "{} records are not numbered lines, e.g. {:?}", tally.unexpected.len(), sample(&tally.unexpected));
+    assert!(
+        tally.unexpected.is_empty(),
+        "{} records are not numbered lines, e.g. {:?}",
+        tally.unexpected.len(),
+        sample(&tally.unexpected)
+    );
     let missing = tally.missing(LINES);
-    assert!(missing.is_empty(), "{} lines missing from the store, first {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} lines missing from the store, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(tally.duplicated(), Vec::new(), "lines stored more than once");
     assert_eq!(tally.records() as u64, LINES);
 
     // The store's count could still be short of a late duplicate; the
     // collector's own counters cannot: it accepted and sent each line once.
-    let accepted = proof.collector_count("otelcol_receiver_accepted_log_records").await.expect("telemetry");
+    let accepted =
+        proof.collector_count("otelcol_receiver_accepted_log_records").await.expect("telemetry");
     let sent = proof.collector_count("otelcol_exporter_sent_log_records").await.expect("telemetry");
     assert_eq!(accepted, LINES as f64, "records the file_log receiver accepted");
     assert_eq!(sent, LINES as f64, "records the otlp_http exporter sent");

@@ -21,9 +21,18 @@ fn a_part_that_cannot_be_installed_stops_the_script_and_names_itself() {
         .expect("run testbed.sh");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
-    assert!(stderr.contains("otelcol-steward: command failed: env GOBIN="), "no failed command named:\n{stderr}");
-    assert!(stderr.contains("go install go.opentelemetry.io/collector/cmd/builder@"), "command not shown:\n{stderr}");
-    assert!(stderr.contains("ERROR: otelcol-steward could not be installed"), "part not named:\n{stderr}");
+    assert!(
+        stderr.contains("otelcol-steward: command failed: env GOBIN="),
+        "no failed command named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("go install go.opentelemetry.io/collector/cmd/builder@"),
+        "command not shown:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("ERROR: otelcol-steward could not be installed"),
+        "part not named:\n{stderr}"
+    );
     assert!(
         !scratch.path().join("testbed/bin/otelcol-steward").exists(),
         "a failed build must not be linked as installed"

@@ -64,9 +64,11 @@ async fn alertmanager_lists_a_posted_alert() {
 
     let listed = eventually("the StewardSmoke alert to be listed", SETTLE, || async {
         let alerts = alertmanager.alerts().await.map_err(|err| err.to_string())?;
-        let found = alerts.as_array().into_iter().flatten().find(|alert| {
-            alert["labels"]["alertname"] == "StewardSmoke"
-        });
+        let found = alerts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|alert| alert["labels"]["alertname"] == "StewardSmoke");
         found.cloned().ok_or_else(|| format!("alerts: {alerts}"))
     })
     .await
@@ -146,7 +148,10 @@ async fn temporal_serves_the_default_namespace() {
 }
 
 /// Accepts OpAMP WebSocket connections and forwards every binary frame.
-async fn opamp_socket(ws: WebSocketUpgrade, State(frames): State<mpsc::UnboundedSender<Vec<u8>>>) -> Response {
+async fn opamp_socket(
+    ws: WebSocketUpgrade,
+    State(frames): State<mpsc::UnboundedSender<Vec<u8>>>,
+) -> Response {
     ws.on_upgrade(move |mut socket: WebSocket| async move {
         while let Some(Ok(message)) = socket.recv().await {
             if let Message::Binary(bytes) = message
@@ -160,9 +165,10 @@ async fn opamp_socket(ws: WebSocketUpgrade, State(frames): State<mpsc::Unbounded
 
 /// The OpAMP supervisor (collector-contrib v0.149.0) running our collector
 /// (v0.158.0): it bootstraps the collector, then connects to an OpAMP server,
-/// here a stand-in started by the test, and sends it an `AgentToServer`
-/// message over WebSocket: a binary frame of the 0x00 header byte and a
-/// non-empty protobuf that carries the supervisor's instance UID.
+/// here a stand-in started by the test, and sends it `AgentToServer` messages
+/// over WebSocket. Each is a binary frame of the 0x00 header byte and a
+/// non-empty protobuf carrying the supervisor's instance UID; one of them
+/// describes the collector, whose name, `otelcol-steward`, it contains.
 #[tokio::test]
 async fn supervisor_reports_to_an_opamp_server() {
     let (frames_tx, mut frames) = mpsc::unbounded_channel();
@@ -175,24 +181,35 @@ async fn supervisor_reports_to_an_opamp_server() {
         .await
         .expect("the supervisor starts");
 
-    let frame = eventually("an AgentToServer frame from the supervisor", SETTLE, || {
-        let received = frames.try_recv();
-        async move { received.map_err(|err| format!("no binary frame yet ({err})")) }
-    })
-    .await
-    .expect("the supervisor sends a binary WebSocket frame");
-    assert_eq!(frame.first(), Some(&0x00), "OpAMP WebSocket header byte: {frame:02x?}");
-    assert!(frame.len() > 1, "AgentToServer is not empty: {frame:02x?}");
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    let description =
+        eventually("the supervisor to describe its collector", SETTLE, || {
+            while let Ok(frame) = frames.try_recv() {
+                seen.push(frame);
+            }
+            let found = seen.iter().find(|frame| contains(frame, b"otelcol-steward")).cloned();
+            let count = seen.len();
+            async move {
+                found.ok_or_else(|| format!("{count} binary frames, none names otelcol-steward"))
+            }
+        })
+        .await
+        .expect("the supervisor sends an AgentToServer that describes the collector");
 
-    // The message's first field is the instance UID, 16 raw bytes; finding
-    // them shows the frame is this supervisor's, without decoding protobuf.
+    // The instance UID travels as 16 raw bytes; finding them in a frame shows
+    // it is this supervisor's message without decoding protobuf.
     let uid = supervisor.instance_uid().expect("the supervisor's instance UID");
     let uid_bytes = uuid_bytes(&uid);
-    assert!(
-        frame.windows(uid_bytes.len()).any(|window| window == uid_bytes.as_slice()),
-        "frame {frame:02x?} carries instance UID {uid}"
-    );
+    for frame in [&seen[0], &description] {
+        assert_eq!(frame.first(), Some(&0x00), "OpAMP WebSocket header byte: {frame:02x?}");
+        assert!(frame.len() > 1, "AgentToServer is not empty: {frame:02x?}");
+        assert!(contains(frame, &uid_bytes), "frame {frame:02x?} carries instance UID {uid}");
+    }
     server.abort();
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 /// The 16 bytes of a UUID written as text (`8-4-4-4-12` hex digits).
