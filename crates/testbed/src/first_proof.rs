@@ -195,3 +195,20 @@ impl FirstProof {
         telemetry_sum(&http_client(), &self.metrics_url, metric).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_reports_missing_and_duplicated_lines() {
+        let mut tally = Tally::default();
+        for n in [1, 2, 2, 4] {
+            *tally.copies.entry(n).or_default() += 1;
+        }
+        tally.unexpected.push("noise".into());
+        assert_eq!(tally.records(), 5);
+        assert_eq!(tally.missing(4), vec![3]);
+        assert_eq!(tally.duplicated(), vec![(2, 2)]);
+    }
+}

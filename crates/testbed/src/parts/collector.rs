@@ -91,17 +91,53 @@ pub async fn telemetry_sum(http: &reqwest::Client, metrics_url: &str, name: &str
         .text()
         .await
         .map_err(http_err)?;
+    sum_samples(&text, name).map_err(|detail| Error::Unexpected {
+        what: format!("collector telemetry at {metrics_url}"),
+        detail,
+    })
+}
+
+/// Sums the samples of `name` (or `name_total`) in Prometheus text exposition.
+fn sum_samples(text: &str, name: &str) -> std::result::Result<f64, String> {
     let total = format!("{name}_total");
     let mut sum = 0.0;
-    for line in text.lines().filter(|line| !line.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let metric = series.split('{').next().unwrap_or(series);
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        // `metric{labels} value [timestamp]`; label values may hold spaces, so
+        // the value is found after the label set, not by splitting the line.
+        let (metric, rest) = match line.find('{') {
+            Some(open) => {
+                let close = line.rfind('}').ok_or_else(|| format!("unclosed labels: {line:?}"))?;
+                (&line[..open], &line[close + 1..])
+            }
+            None => line.split_once(char::is_whitespace).unwrap_or((line, "")),
+        };
         if metric == name || metric == total {
-            sum += value.parse::<f64>().map_err(|_| Error::Unexpected {
-                what: format!("collector telemetry at {metrics_url}"),
-                detail: format!("unparsable sample: {line:?}"),
-            })?;
+            let value = rest.split_whitespace().next().unwrap_or_default();
+            sum += value.parse::<f64>().map_err(|_| format!("unparsable sample: {line:?}"))?;
         }
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum_samples;
+
+    #[test]
+    fn sums_both_spellings_across_series_and_ignores_others() {
+        let text = "# HELP x\n# TYPE otelcol_receiver_accepted_log_records counter\n\
+            otelcol_receiver_accepted_log_records{receiver=\"file_log\",transport=\"\"} 600\n\
+            otelcol_receiver_accepted_log_records_total{receiver=\"a b}\"} 400 1700000000000\n\
+            otelcol_receiver_accepted_log_records_created 1.7e9\n\
+            otelcol_receiver_refused_log_records 3\n";
+        assert_eq!(sum_samples(text, "otelcol_receiver_accepted_log_records"), Ok(1000.0));
+        assert_eq!(sum_samples(text, "otelcol_receiver_refused_log_records"), Ok(3.0));
+        assert_eq!(sum_samples(text, "absent"), Ok(0.0));
+    }
+
+    #[test]
+    fn a_garbled_sample_is_an_error_that_quotes_the_line() {
+        let err = sum_samples("m{a=\"1\"} not-a-number\n", "m").unwrap_err();
+        assert!(err.contains("not-a-number"), "{err}");
+    }
 }
