@@ -55,14 +55,17 @@ where
 }
 
 /// A running part. Dropping it stops the process group (SIGTERM, then SIGKILL
-/// after a grace period) and removes its temp dir, unless the current thread is
-/// panicking: then the dir is kept and its path and log tail are printed.
+/// after a grace period) and removes its temp dir, unless the part never became
+/// ready or the current thread is panicking: then the dir is kept and its path
+/// and log tail are printed.
 #[derive(Debug)]
 pub struct Process {
     name: String,
     child: Child,
     dir: Option<TempDir>,
     log_path: PathBuf,
+    /// Set when the part failed to become ready: its dir is worth keeping.
+    keep_dir: bool,
 }
 
 impl Process {
@@ -83,7 +86,7 @@ impl Process {
         let log_err = log.try_clone().map_err(io_err(&log_path))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
         let child = cmd.spawn().map_err(|source| Error::Spawn { part: name.to_owned(), source })?;
-        Ok(Process { name: name.to_owned(), child, dir: Some(dir), log_path })
+        Ok(Process { name: name.to_owned(), child, dir: Some(dir), log_path, keep_dir: false })
     }
 
     pub fn name(&self) -> &str {
@@ -155,6 +158,9 @@ impl Process {
             }
         })
         .await;
+        if !matches!(result, Ok(Ok(()))) {
+            self.keep_dir = true;
+        }
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(exited)) => Err(exited),
@@ -165,6 +171,12 @@ impl Process {
             }),
             Err(other) => Err(other),
         }
+    }
+
+    /// Removes the temp dir on drop even though the part failed to become
+    /// ready: for failures the caller has understood and handled.
+    pub fn discard_dir_on_drop(&mut self) {
+        self.keep_dir = false;
     }
 
     /// Sends `signal` to the part's process group.
@@ -200,7 +212,7 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.stop();
-        if std::thread::panicking()
+        if (self.keep_dir || std::thread::panicking())
             && let Some(dir) = self.dir.take()
         {
             let kept = dir.keep();

@@ -19,6 +19,35 @@ use std::process::Command;
 use super::{READY_TIMEOUT, http_client, probe_http_ok};
 use crate::{Error, Process, Result, Testbed, free_port, io_err};
 
+/// How often [`Supervisor::start`] tries when it meets the upstream race below.
+const BOOTSTRAP_ATTEMPTS: u32 = 3;
+
+/// Why one start attempt failed.
+enum Attempt {
+    /// The supervisor v0.149.0 runs `otelcol-steward featuregate` to learn
+    /// whether the collector allows a config without pipelines, but its
+    /// one-shot runner calls `Wait` while its goroutines still read the pipes
+    /// ("Error reading agent stdout: read |0: file already closed"). When it
+    /// loses that race it sees no gates, bootstraps the collector with `nop`
+    /// components, which our distribution cannot have (the module proxy refuses
+    /// `receiver/nopreceiver` v0.158.0), and exits. Seen here about once in
+    /// four starts; a fresh start is the only remedy short of patching upstream.
+    BootstrapRace(Process),
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(err: Error) -> Self {
+        Attempt::Failed(err)
+    }
+}
+
+/// True if the bootstrap collector refused the `nop` pipeline, the mark of the race.
+fn lost_featuregate_race(process: &Process) -> bool {
+    let agent_log = process.dir().join("storage").join("agent.log");
+    std::fs::read_to_string(agent_log).is_ok_and(|log| log.contains("unknown type: \"nop\""))
+}
+
 #[derive(Debug)]
 pub struct Supervisor {
     process: Process,
@@ -31,6 +60,29 @@ impl Supervisor {
     /// its collector and started its OpAMP client. The server need not answer
     /// yet: the client keeps retrying in the background.
     pub async fn start(tb: &Testbed, server_endpoint: &str) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(tb, server_endpoint).await {
+                Err(Attempt::BootstrapRace(mut process)) if attempt < BOOTSTRAP_ATTEMPTS => {
+                    // A lost race is not worth keeping for a post-mortem.
+                    process.discard_dir_on_drop();
+                    attempt += 1;
+                }
+                Err(Attempt::BootstrapRace(_)) => {
+                    return Err(Error::Unexpected {
+                        what: "opampsupervisor bootstrap".into(),
+                        detail: format!(
+                            "lost the upstream stdout race {BOOTSTRAP_ATTEMPTS} times in a row"
+                        ),
+                    });
+                }
+                Err(Attempt::Failed(err)) => return Err(err),
+                Ok(supervisor) => return Ok(supervisor),
+            }
+        }
+    }
+
+    async fn start_once(tb: &Testbed, server_endpoint: &str) -> Result<Self, Attempt> {
         let bin = tb.bin("opampsupervisor")?;
         let collector = tb.bin("otelcol-steward")?;
         let dir = Process::temp_dir("opampsupervisor")?;
@@ -45,8 +97,16 @@ impl Supervisor {
         // The endpoint answers 200 only once the bootstrap run is done and the
         // collector's first config is composed: before that it says 503.
         let health = format!("http://127.0.0.1:{health_port}/health");
-        process.wait_ready(READY_TIMEOUT, || probe_http_ok(&http, &health)).await?;
-        Ok(Supervisor { process, health_port })
+        match process.wait_ready(READY_TIMEOUT, || probe_http_ok(&http, &health)).await {
+            Ok(()) => Ok(Supervisor { process, health_port }),
+            Err(Error::Exited { ref log_tail, .. })
+                if log_tail.contains("could not get bootstrap info")
+                    && lost_featuregate_race(&process) =>
+            {
+                Err(Attempt::BootstrapRace(process))
+            }
+            Err(err) => Err(Attempt::Failed(err)),
+        }
     }
 
     pub fn health_url(&self) -> String {
@@ -109,8 +169,9 @@ agent:
   executable: {executable}
   args:
     - --set=service::telemetry::metrics::level=none
-  # A cold collector start on a busy two-core machine can exceed the 3 s default.
-  bootstrap_timeout: 30s
+  # A cold collector start on a busy two-core machine can exceed the 3 s default;
+  # a lost bootstrap race (see `Attempt`) costs this much before the retry.
+  bootstrap_timeout: 10s
   config_apply_timeout: 30s
 storage:
   directory: {storage}
