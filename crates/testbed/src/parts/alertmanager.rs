@@ -6,8 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{READY_TIMEOUT, http_client, probe_http_ok};
-use crate::{Error, Process, Result, Testbed, free_port, io_err};
+use super::{READY_TIMEOUT, fetch_json, http_client, probe_http_ok};
+use crate::{Process, Result, Testbed, free_port, io_err};
 
 /// One receiver with no integrations: alerts are kept and listed, never sent.
 const CONFIG: &str = "\
@@ -56,15 +56,6 @@ impl Alertmanager {
     /// Every alert Alertmanager holds, as the JSON array of `GET /api/v2/alerts`.
     pub async fn alerts(&self) -> Result<Value> {
         let url = format!("{}/api/v2/alerts", self.base_url());
-        let http_err = |source| Error::Http { url: url.clone(), source };
-        self.http
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(http_err)?
-            .json()
-            .await
-            .map_err(http_err)
+        fetch_json(self.http.get(&url), &url).await
     }
 }

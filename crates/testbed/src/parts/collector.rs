@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{READY_TIMEOUT, http_client, probe_http_ok};
+use super::{READY_TIMEOUT, fetch_text, http_client, probe_http_ok};
 use crate::{Error, Process, Result, Testbed, io_err};
 
 /// A running collector. The config must enable the `health_check` extension on
@@ -80,17 +80,8 @@ impl Collector {
 /// telemetry at `metrics_url`. The collector adds a `_total` suffix to counters
 /// depending on version and reader settings, so both spellings count.
 pub async fn telemetry_sum(http: &reqwest::Client, metrics_url: &str, name: &str) -> Result<f64> {
-    let http_err = |source| Error::Http { url: metrics_url.to_owned(), source };
-    let text = http
-        .get(metrics_url)
-        .header("Accept", "text/plain; version=0.0.4")
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(http_err)?
-        .text()
-        .await
-        .map_err(http_err)?;
+    let request = http.get(metrics_url).header("Accept", "text/plain; version=0.0.4");
+    let text = fetch_text(request, metrics_url).await?;
     sum_samples(&text, name).map_err(|detail| Error::Unexpected {
         what: format!("collector telemetry at {metrics_url}"),
         detail,

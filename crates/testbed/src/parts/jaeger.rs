@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{READY_TIMEOUT, http_client, probe_http_ok};
+use super::{READY_TIMEOUT, fetch_json, http_client, probe_http_ok};
 use crate::{Error, Process, Result, Testbed, free_port, io_err};
 
 #[derive(Debug)]
@@ -135,17 +135,7 @@ impl Jaeger {
     /// The names of the services Jaeger has stored spans for.
     pub async fn services(&self) -> Result<Vec<String>> {
         let url = format!("{}/api/services", self.query_url());
-        let http_err = |source| Error::Http { url: url.clone(), source };
-        let body: Value = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(http_err)?
-            .json()
-            .await
-            .map_err(http_err)?;
+        let body: Value = fetch_json(self.http.get(&url), &url).await?;
         let unexpected = || Error::Unexpected {
             what: format!("Jaeger answer from {url}"),
             detail: body.to_string(),

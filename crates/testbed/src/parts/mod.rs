@@ -38,6 +38,35 @@ pub fn http_client() -> reqwest::Client {
         .expect("a reqwest client with rustls builds")
 }
 
+/// Sends `request` (to `url`, which errors name) and returns the body of a
+/// 2xx answer as text.
+pub(crate) async fn fetch_text(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> crate::Result<String> {
+    let http_err = |source| crate::Error::Http { url: url.to_owned(), source };
+    request
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(http_err)?
+        .text()
+        .await
+        .map_err(http_err)
+}
+
+/// Like [`fetch_text`], for a JSON answer.
+pub(crate) async fn fetch_json<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> crate::Result<T> {
+    let body = fetch_text(request, url).await?;
+    serde_json::from_str(&body).map_err(|err| crate::Error::Unexpected {
+        what: format!("answer from {url}"),
+        detail: format!("not the JSON expected ({err}): {body}"),
+    })
+}
+
 /// A readiness probe: `Ok` when `url` answers 2xx.
 pub async fn probe_http_ok(client: &reqwest::Client, url: &str) -> Result<(), String> {
     match client.get(url).send().await {

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{READY_TIMEOUT, http_client, probe_http_ok};
+use super::{READY_TIMEOUT, fetch_json, http_client, probe_http_ok};
 use crate::{Error, Process, Result, Testbed, free_port, io_err};
 
 /// No scrape configs: a test bench Prometheus only receives remote writes.
@@ -55,18 +55,7 @@ impl Prometheus {
     /// (`{"resultType": ..., "result": [...]}`).
     pub async fn query(&self, promql: &str) -> Result<Value> {
         let url = format!("{}/api/v1/query", self.base_url());
-        let http_err = |source| Error::Http { url: url.clone(), source };
-        let body: Value = self
-            .http
-            .get(&url)
-            .query(&[("query", promql)])
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(http_err)?
-            .json()
-            .await
-            .map_err(http_err)?;
+        let body: Value = fetch_json(self.http.get(&url).query(&[("query", promql)]), &url).await?;
         match (body.get("status").and_then(Value::as_str), body.get("data")) {
             (Some("success"), Some(data)) => Ok(data.clone()),
             _ => Err(Error::Unexpected {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{Map, Value};
 
-use super::{READY_TIMEOUT, http_client, probe_http_ok};
+use super::{READY_TIMEOUT, fetch_text, http_client, probe_http_ok};
 use crate::{Error, Process, Result, Testbed, free_port};
 
 #[derive(Debug)]
@@ -51,18 +51,8 @@ impl VictoriaLogs {
     /// Runs a LogsQL query and returns every matching record as a JSON object.
     pub async fn query(&self, logsql: &str) -> Result<Vec<Map<String, Value>>> {
         let url = format!("{}/select/logsql/query", self.base_url());
-        let http_err = |source| Error::Http { url: url.clone(), source };
-        let body = self
-            .http
-            .get(&url)
-            .query(&[("query", logsql), ("limit", "1000000")])
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(http_err)?
-            .text()
-            .await
-            .map_err(http_err)?;
+        let request = self.http.get(&url).query(&[("query", logsql), ("limit", "1000000")]);
+        let body = fetch_text(request, &url).await?;
         // The answer is JSON lines, one object per record.
         body.lines()
             .filter(|line| !line.trim().is_empty())
