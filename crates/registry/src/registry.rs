@@ -1,0 +1,167 @@
+//! `LogSourceRegistry`: the planner's decisions, made durable.
+//!
+//! The registry keeps the current sources in memory (the planner's input) and
+//! writes every change to the store before it updates memory, so what it
+//! reports has always been persisted. One task owns it at a time: events are
+//! applied one after the other, never concurrently.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use steward_discovery::{Event, SourceId};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::labels::{RelabelRule, RuleError, validate_rules};
+use crate::model::{Change, LogSource, SourceState};
+use crate::plan::{self, Sources};
+use crate::store::{SourceStore, StoreError};
+
+/// The registry's part of `steward.yaml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// How long a stopped source's file must stay unchanged before the source
+    /// leaves the registry, in seconds.
+    pub drain_grace_secs: u64,
+    /// How often draining sources' files are looked at, in milliseconds.
+    pub drain_check_ms: u64,
+    /// Relabel rules, Prometheus style, applied to every source.
+    pub relabel: Vec<RelabelRule>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { drain_grace_secs: 30, drain_check_ms: 1_000, relabel: Vec::new() }
+    }
+}
+
+impl Settings {
+    pub fn drain_grace(&self) -> Duration {
+        Duration::from_secs(self.drain_grace_secs)
+    }
+
+    pub fn validate(&self) -> Result<(), RuleError> {
+        validate_rules(&self.relabel)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry store")]
+    Store(#[from] StoreError),
+    #[error("registry settings")]
+    Settings(#[from] RuleError),
+}
+
+pub struct LogSourceRegistry<S> {
+    store: S,
+    settings: Settings,
+    sources: Mutex<Sources>,
+}
+
+impl<S: SourceStore> LogSourceRegistry<S> {
+    /// Loads what the store remembers. Sources of a previous run keep their
+    /// state; the first resync of each discovery settles what changed meanwhile.
+    pub async fn open(store: S, settings: Settings) -> Result<Self, RegistryError> {
+        settings.validate()?;
+        let sources = store.list().await?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        Ok(LogSourceRegistry { store, settings, sources: Mutex::new(sources) })
+    }
+
+    /// Applies one discovery event (seed: `register_log_target` for upserts,
+    /// `update_source_labels` when an upsert brings new labels) and returns
+    /// what changed.
+    pub async fn apply(&self, event: &Event) -> Result<Vec<Change>, RegistryError> {
+        let mut sources = self.sources.lock().await;
+        let plan = plan::plan_event(&sources, event, &self.settings.relabel, now_ms());
+        for (id, note) in &plan.notes {
+            tracing::warn!(source = %id, "{note}");
+        }
+        self.commit(&mut sources, plan.changes).await
+    }
+
+    /// Looks at every draining source's file and retires those that are done.
+    pub async fn drain_tick(&self) -> Result<Vec<Change>, RegistryError> {
+        let mut sources = self.sources.lock().await;
+        let sizes: BTreeMap<SourceId, Option<u64>> = sources
+            .values()
+            .filter(|s| s.state == SourceState::Draining)
+            .map(|s| (s.id.clone(), file_size(&s.path)))
+            .collect();
+        if sizes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changes = plan::plan_drain(&sources, &sizes, now_ms(), self.settings.drain_grace());
+        self.commit(&mut sources, changes).await
+    }
+
+    async fn commit(
+        &self,
+        sources: &mut Sources,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Change>, RegistryError> {
+        if !changes.is_empty() {
+            self.store.apply(&changes).await?;
+            plan::apply(sources, &changes);
+            for change in &changes {
+                match change {
+                    Change::Put(s) => {
+                        tracing::debug!(source = %s.id, state = s.state.as_str(), "registered")
+                    }
+                    Change::Delete(id) => tracing::info!(source = %id, "drained; removed"),
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Every source, ordered by id (seed: `list_sources`).
+    pub async fn list_sources(&self) -> Vec<LogSource> {
+        self.sources.lock().await.values().cloned().collect()
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Applies discovery events as they come and checks tombstones on a
+    /// timer, until `events` closes. A store error is logged and the event
+    /// retried on the next resync rather than stopping the registry.
+    pub async fn run(&self, mut events: mpsc::Receiver<Event>) {
+        let mut drain_check =
+            tokio::time::interval(Duration::from_millis(self.settings.drain_check_ms.max(10)));
+        drain_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => {
+                        if let Err(err) = self.apply(&event).await {
+                            tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "could not apply a discovery event");
+                        }
+                    }
+                    None => return,
+                },
+                _ = drain_check.tick() => {
+                    if let Err(err) = self.drain_tick().await {
+                        tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "could not check draining sources");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The file's size, or `None` if it is gone. A glob (static source) has no
+/// size: it counts as gone, so a removed static source leaves at once.
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
