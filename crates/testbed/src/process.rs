@@ -80,13 +80,25 @@ impl Process {
     /// Spawns `cmd` in its own process group, with stdout and stderr appended to
     /// `<dir>/<name>.log`. The process group lets [`Process::stop`] reach the
     /// part's own children (the OpAMP supervisor runs a collector, for one).
-    pub fn spawn(name: &str, mut cmd: Command, dir: TempDir) -> Result<Self> {
-        let log_path = dir.path().join(format!("{name}.log"));
-        let log = File::create(&log_path).map_err(io_err(&log_path))?;
+    pub fn spawn(name: &str, cmd: Command, dir: TempDir) -> Result<Self> {
+        let mut process = Self::spawn_in(name, cmd, dir.path())?;
+        process.dir = Some(dir);
+        Ok(process)
+    }
+
+    /// Like [`Process::spawn`], in a directory the caller owns and keeps: for
+    /// parts that are restarted on the same data (a Docker Engine).
+    pub fn spawn_in(name: &str, mut cmd: Command, dir: &Path) -> Result<Self> {
+        let log_path = dir.join(format!("{name}.log"));
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
         let log_err = log.try_clone().map_err(io_err(&log_path))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
         let child = cmd.spawn().map_err(|source| Error::Spawn { part: name.to_owned(), source })?;
-        Ok(Process { name: name.to_owned(), child, dir: Some(dir), log_path, keep_dir: false })
+        Ok(Process { name: name.to_owned(), child, dir: None, log_path, keep_dir: false })
     }
 
     pub fn name(&self) -> &str {
@@ -99,10 +111,10 @@ impl Process {
 
     /// The part's temp dir: its data, config and log live here.
     pub fn dir(&self) -> &Path {
-        self.dir
-            .as_ref()
-            .map(TempDir::path)
-            .expect("the temp dir lives as long as the process handle")
+        match &self.dir {
+            Some(dir) => dir.path(),
+            None => self.log_path.parent().unwrap_or(Path::new("/")),
+        }
     }
 
     pub fn log_path(&self) -> &Path {

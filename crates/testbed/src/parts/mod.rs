@@ -6,6 +6,7 @@
 
 mod alertmanager;
 mod collector;
+mod dockerd;
 mod jaeger;
 mod postgres;
 mod prometheus;
@@ -15,6 +16,7 @@ mod victoria_logs;
 
 pub use alertmanager::Alertmanager;
 pub use collector::{Collector, telemetry_sum};
+pub use dockerd::DockerEngine;
 pub use jaeger::Jaeger;
 pub use postgres::Postgres;
 pub use prometheus::Prometheus;
