@@ -145,7 +145,7 @@ impl DockerDiscovery {
                 let running = inspect.state.as_ref().and_then(|s| s.running).unwrap_or(false);
                 Ok(match observe_container(&inspect, &self.settings) {
                     Some(observed) if running => Some(Current::Running(observed)),
-                    _ => Some(Current::Stopped),
+                    observed => Some(Current::Stopped(observed)),
                 })
             }
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
@@ -203,12 +203,11 @@ impl DockerDiscovery {
                 }
             };
             let Some(id) = message.actor.and_then(|actor| actor.id) else { continue };
-            let event = match self.current(&docker, &id).await? {
-                Some(Current::Running(observed)) => Event::Upsert(observed),
-                Some(Current::Stopped) | None => Event::Remove { id: SourceId::docker(&id) },
-            };
-            if events.send(event).await.is_err() {
-                return Ok(());
+            let action = message.action.unwrap_or_default();
+            for event in self.events_for(&docker, &id, &action).await? {
+                if events.send(event).await.is_err() {
+                    return Ok(());
+                }
             }
         }
     }
@@ -216,7 +215,31 @@ impl DockerDiscovery {
 
 enum Current {
     Running(Observed),
-    Stopped,
+    /// Known to the engine but not running; `None` if it has no usable id.
+    Stopped(Option<Observed>),
+}
+
+impl DockerDiscovery {
+    /// What one engine event means for the registry, judged by the
+    /// container's state now. A `start` whose container has already exited
+    /// (it lived a few milliseconds, or the event is replayed after a
+    /// reconnect) is still reported, then removed at once: it wrote a log
+    /// that must be drained.
+    async fn events_for(
+        &self,
+        docker: &Docker,
+        id: &str,
+        action: &str,
+    ) -> Result<Vec<Event>, Error> {
+        let remove = || Event::Remove { id: SourceId::docker(id) };
+        Ok(match (action, self.current(docker, id).await?) {
+            (_, Some(Current::Running(observed))) => vec![Event::Upsert(observed)],
+            ("start", Some(Current::Stopped(Some(observed)))) if observed.collect.is_yes() => {
+                vec![Event::Upsert(observed), remove()]
+            }
+            _ => vec![remove()],
+        })
+    }
 }
 
 impl Discovery for DockerDiscovery {

@@ -19,7 +19,9 @@
 //! untrusted; the registry sanitises it (`steward_registry::labels`).
 
 pub mod docker;
+pub mod logdir;
 mod model;
+pub mod static_files;
 
 pub use model::{Collect, Event, Labels, Observed, Origin, SourceId};
 

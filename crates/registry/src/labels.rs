@@ -315,7 +315,7 @@ mod tests {
             replacement: "$1".into(),
             ..rule(Action::Replace)
         };
-        let out = relabel(&labels(&[("container.name", "web-12")]), &[r.clone()]).unwrap();
+        let out = relabel(&labels(&[("container.name", "web-12")]), std::slice::from_ref(&r)).unwrap();
         assert_eq!(out["service.name"], "web");
         // The regex is anchored: a partial match does not count.
         let out = relabel(&labels(&[("container.name", "web-12x")]), &[r]).unwrap();
@@ -337,7 +337,7 @@ mod tests {
             regex: AnchoredRegex::new("x;y").unwrap(),
             ..rule(Action::Keep)
         };
-        assert!(relabel(&labels(&[("a", "x"), ("b", "y")]), &[keep.clone()]).is_some());
+        assert!(relabel(&labels(&[("a", "x"), ("b", "y")]), std::slice::from_ref(&keep)).is_some());
         assert!(relabel(&labels(&[("a", "x"), ("b", "z")]), &[keep]).is_none());
         let drop = RelabelRule {
             source_labels: vec!["k8s.namespace.name".into()],
@@ -345,7 +345,7 @@ mod tests {
             ..rule(Action::Drop)
         };
         assert!(
-            relabel(&labels(&[("k8s.namespace.name", "kube-system")]), &[drop.clone()]).is_none()
+            relabel(&labels(&[("k8s.namespace.name", "kube-system")]), std::slice::from_ref(&drop)).is_none()
         );
         assert!(relabel(&labels(&[("k8s.namespace.name", "shop")]), &[drop]).is_some());
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use steward_discovery::{Event, SourceId};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, broadcast, mpsc};
 
 use crate::labels::{RelabelRule, RuleError, validate_rules};
 use crate::model::{Change, LogSource, SourceState};
@@ -55,10 +55,14 @@ pub enum RegistryError {
     Settings(#[from] RuleError),
 }
 
+/// How many changes a slow subscriber may fall behind before it misses some.
+const CHANGE_BUFFER: usize = 4096;
+
 pub struct LogSourceRegistry<S> {
     store: S,
     settings: Settings,
     sources: Mutex<Sources>,
+    changes: broadcast::Sender<Change>,
 }
 
 impl<S: SourceStore> LogSourceRegistry<S> {
@@ -67,7 +71,8 @@ impl<S: SourceStore> LogSourceRegistry<S> {
     pub async fn open(store: S, settings: Settings) -> Result<Self, RegistryError> {
         settings.validate()?;
         let sources = store.list().await?.into_iter().map(|s| (s.id.clone(), s)).collect();
-        Ok(LogSourceRegistry { store, settings, sources: Mutex::new(sources) })
+        let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        Ok(LogSourceRegistry { store, settings, sources: Mutex::new(sources), changes })
     }
 
     /// Applies one discovery event (seed: `register_log_target` for upserts,
@@ -112,9 +117,17 @@ impl<S: SourceStore> LogSourceRegistry<S> {
                     }
                     Change::Delete(id) => tracing::info!(source = %id, "drained; removed"),
                 }
+                // Nobody listening is fine; a lagging listener learns it lagged.
+                let _ = self.changes.send(change.clone());
             }
         }
         Ok(changes)
+    }
+
+    /// Every change the registry commits from now on, after it is durable: what
+    /// the reconcile loop waits on to rebuild the collector config.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 
     /// Every source, ordered by id (seed: `list_sources`).

@@ -90,11 +90,8 @@ impl Process {
     /// parts that are restarted on the same data (a Docker Engine).
     pub fn spawn_in(name: &str, mut cmd: Command, dir: &Path) -> Result<Self> {
         let log_path = dir.join(format!("{name}.log"));
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io_err(&log_path))?;
+        let log =
+            File::options().create(true).append(true).open(&log_path).map_err(io_err(&log_path))?;
         let log_err = log.try_clone().map_err(io_err(&log_path))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
         let child = cmd.spawn().map_err(|source| Error::Spawn { part: name.to_owned(), source })?;
@@ -198,6 +195,21 @@ impl Process {
         unsafe {
             libc::kill(-pgid, signal);
         }
+    }
+
+    /// Asks only the group's leader to stop (SIGTERM to its pid), waits up to
+    /// [`STOP_GRACE`] for it, then stops the rest of the group. For parts that
+    /// shut their own children down in order (dockerd stops containerd).
+    pub fn stop_leader_first(&mut self) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
     }
 
     /// Stops the part: SIGTERM to its group, SIGKILL after [`STOP_GRACE`].

@@ -74,7 +74,7 @@ impl DockerEngine {
     /// the same data.
     pub async fn restart(&mut self) -> Result<()> {
         if let Some(mut process) = self.process.take() {
-            process.stop();
+            process.stop_leader_first();
         }
         self.launch().await
     }
@@ -112,7 +112,12 @@ impl DockerEngine {
             .env("DOCKER_HOST", &host)
             .stderr(Stdio::null())
             .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect::<Vec<_>>())
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         if !ids.is_empty() {
             let _ = Command::new("docker")
@@ -138,7 +143,7 @@ impl Drop for DockerEngine {
             self.remove_all_containers();
         }
         if let Some(mut process) = self.process.take() {
-            process.stop();
+            process.stop_leader_first();
         }
         let _ = std::fs::remove_dir_all(&self.exec_root);
         if std::thread::panicking()

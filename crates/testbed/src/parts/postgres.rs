@@ -187,3 +187,12 @@ fn chown_tree(root: &Path, user: RunAs) -> Result<()> {
     }
     Ok(())
 }
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGTERM is PostgreSQL's "smart" shutdown, which waits for every
+        // client to leave: a test's pooled connections would hold it until the
+        // SIGKILL. SIGINT is the "fast" shutdown; `Process` then reaps it.
+        self.process.signal(libc::SIGINT);
+    }
+}
