@@ -32,6 +32,8 @@ pub const COLLECT_LABEL: &str = "steward.collect";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DockerSettings {
+    /// Whether to discover Docker containers at all.
+    pub enabled: bool,
     /// The engine's address: `unix:///path/docker.sock` or `tcp://host:port`.
     /// Unset: `$DOCKER_HOST`, else `unix:///var/run/docker.sock`.
     pub host: Option<String>,
@@ -39,35 +41,20 @@ pub struct DockerSettings {
     /// any, `service.name` is the image's name.
     pub service_name_labels: Vec<String>,
     /// Timeout of one Docker API call.
-    #[serde(deserialize_with = "seconds::deserialize")]
+    #[serde(deserialize_with = "crate::positive_secs")]
     pub api_timeout: Duration,
 }
 
 impl Default for DockerSettings {
     fn default() -> Self {
         DockerSettings {
+            enabled: true,
             host: None,
             service_name_labels: vec![
                 "steward.service".into(),
                 "com.docker.compose.service".into(),
             ],
             api_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// `api_timeout: 30` in seconds; a plain number keeps `steward.yaml` simple.
-mod seconds {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        if secs.is_finite() && secs > 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(serde::de::Error::custom("must be a positive number of seconds"))
         }
     }
 }

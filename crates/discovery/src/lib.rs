@@ -44,6 +44,18 @@ pub trait Discovery: Send + 'static {
     fn watch(self, events: mpsc::Sender<Event>) -> impl Future<Output = ()> + Send;
 }
 
+/// Durations in `steward.yaml` are plain numbers of seconds (`api_timeout: 30`).
+pub(crate) fn positive_secs<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::time::Duration, D::Error> {
+    let secs = <f64 as serde::Deserialize>::deserialize(d)?;
+    if secs.is_finite() && secs > 0.0 {
+        std::time::Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    } else {
+        Err(serde::de::Error::custom("must be a positive number of seconds"))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Docker Engine at {host}")]

@@ -80,6 +80,8 @@ const RESYNC_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogDirSettings {
+    /// Whether to watch log directories at all.
+    pub enabled: bool,
     /// Kubelet's per-pod log directories.
     pub pods_dirs: Vec<PathBuf>,
     /// Kubelet's flat directory of symlinks into the pods directories.
@@ -88,28 +90,19 @@ pub struct LogDirSettings {
     pub podman_dirs: Vec<PathBuf>,
     /// How often `watch` walks everything again as a safety net against
     /// missed inotify events, in seconds (held between 1 s and a week).
-    #[serde(deserialize_with = "positive_secs")]
+    #[serde(deserialize_with = "crate::positive_secs")]
     pub resync_interval: Duration,
 }
 
 impl Default for LogDirSettings {
     fn default() -> Self {
         LogDirSettings {
+            enabled: true,
             pods_dirs: vec!["/var/log/pods".into()],
             containers_dirs: vec!["/var/log/containers".into()],
             podman_dirs: vec!["/var/lib/containers/storage/overlay-containers".into()],
             resync_interval: Duration::from_secs(60),
         }
-    }
-}
-
-/// `resync_interval: 60` in seconds, as the other durations in `steward.yaml`.
-fn positive_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let secs = f64::deserialize(d)?;
-    if secs.is_finite() && secs > 0.0 {
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
-    } else {
-        Err(serde::de::Error::custom("must be a positive number of seconds"))
     }
 }
 

@@ -315,7 +315,8 @@ mod tests {
             replacement: "$1".into(),
             ..rule(Action::Replace)
         };
-        let out = relabel(&labels(&[("container.name", "web-12")]), std::slice::from_ref(&r)).unwrap();
+        let out =
+            relabel(&labels(&[("container.name", "web-12")]), std::slice::from_ref(&r)).unwrap();
         assert_eq!(out["service.name"], "web");
         // The regex is anchored: a partial match does not count.
         let out = relabel(&labels(&[("container.name", "web-12x")]), &[r]).unwrap();
@@ -345,7 +346,8 @@ mod tests {
             ..rule(Action::Drop)
         };
         assert!(
-            relabel(&labels(&[("k8s.namespace.name", "kube-system")]), std::slice::from_ref(&drop)).is_none()
+            relabel(&labels(&[("k8s.namespace.name", "kube-system")]), std::slice::from_ref(&drop))
+                .is_none()
         );
         assert!(relabel(&labels(&[("k8s.namespace.name", "shop")]), &[drop]).is_some());
     }

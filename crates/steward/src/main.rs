@@ -1,33 +1,150 @@
 //! `steward`: the command-line entry point of Steward, a control plane for
 //! OpenTelemetry Collector fleets.
 //!
-//! The binary stays thin: it parses arguments, builds the working objects from
-//! the libraries, and turns every outcome into an exit code in one place:
-//! 0 ok, 1 failure, 2 usage or configuration error.
-//!
-//! Subcommands arrive with the issues that build them (discovery, config,
-//! agent, health, the reconcile loop); today the binary only identifies itself.
+//! The binary stays thin: it parses arguments, loads `steward.yaml`, builds the
+//! working objects from the libraries, and turns every outcome into an exit
+//! code in one place ([`Failure::exit_code`]): 0 ok, 1 failure, 2 usage or
+//! configuration error.
 
+mod commands;
+mod settings;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Steward keeps every node's OpenTelemetry Collector configured from what runs
 /// on it: it discovers log sources, generates and validates the collector's
 /// config, rolls it out safely, and proves that log lines arrive.
 #[derive(Debug, Parser)]
-#[command(name = "steward", version, about, long_about = None, arg_required_else_help = true)]
-struct Cli {}
+#[command(name = "steward", version, about, long_about = None)]
+struct Cli {
+    /// Steward's configuration file.
+    #[arg(long, global = true, env = "STEWARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
 
-const EXIT_USAGE: u8 = 2;
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// What discovery sees on this node right now (Docker, log directories,
+    /// static globs), collectable or not, with the reason.
+    Discover {
+        /// Print one snapshot and exit. Without it, print every change as a
+        /// JSON line until interrupted.
+        #[arg(long)]
+        once: bool,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// The registry of log sources.
+    Sources {
+        #[command(subcommand)]
+        command: SourcesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SourcesCommand {
+    /// List the registry's sources (seed: `list_sources`).
+    List {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Bring the registry up to date with one snapshot of every discovery,
+    /// and retire drained tombstones.
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// How a command failed; mapped to the exit status in one place.
+#[derive(Debug)]
+pub enum Failure {
+    /// The arguments or the configuration are wrong: the user must change something.
+    Usage(String),
+    /// Something failed at run time.
+    Runtime(anyhow::Error),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Runtime(_) => 1,
+            Failure::Usage(_) => 2,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Runtime(err)
+    }
+}
 
 fn main() -> ExitCode {
-    match Cli::try_parse() {
-        Ok(Cli {}) => ExitCode::SUCCESS,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
             // clap models --help and --version as errors that go to stdout.
-            if err.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS }
+            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("steward: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match &failure {
+                Failure::Usage(message) => eprintln!("steward: {message}"),
+                Failure::Runtime(err) => eprintln!("steward: {err:#}"),
+            }
+            ExitCode::from(failure.exit_code())
         }
     }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let settings = settings::Settings::load(cli.config.as_deref())
+        .map_err(|err| Failure::Usage(err.to_string()))?;
+    match cli.command {
+        Command::Discover { once: true, output } => {
+            commands::discover_once(&settings, output).await
+        }
+        Command::Discover { once: false, output: Output::Json } => {
+            commands::discover_watch(&settings).await
+        }
+        Command::Discover { once: false, output: Output::Table } => Err(Failure::Usage(
+            "`steward discover` without --once streams JSON lines: add --output json".into(),
+        )),
+        Command::Sources { command: SourcesCommand::List { output } } => {
+            commands::sources_list(&settings, output).await
+        }
+        Command::Sources { command: SourcesCommand::Sync } => {
+            commands::sources_sync(&settings).await
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout stays parseable; `RUST_LOG` overrides.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    // notify reports every vanished watch at info/warn; that is routine here.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,notify=error,sqlx=warn"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

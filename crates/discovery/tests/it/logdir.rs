@@ -47,6 +47,7 @@ impl Tree {
 
     fn settings(&self) -> LogDirSettings {
         LogDirSettings {
+            enabled: true,
             pods_dirs: vec![self.base.join("pods")],
             containers_dirs: vec![self.base.join("containers")],
             podman_dirs: vec![self.base.join("podman")],

@@ -1,0 +1,217 @@
+//! The subcommands: each builds what it needs from the settings, runs, and
+//! prints to stdout (tables for people, JSON for programs).
+
+use anyhow::Context as _;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use steward_discovery::docker::DockerDiscovery;
+use steward_discovery::logdir::LogDirDiscovery;
+use steward_discovery::static_files::StaticDiscovery;
+use steward_discovery::{Collect, Discovery, Event, Labels, Observed, Origin};
+use steward_registry::store::{AnyStore, StoreError};
+use steward_registry::{LogSource, LogSourceRegistry, SourceState};
+use tokio::sync::mpsc;
+
+use crate::settings::Settings;
+use crate::{Failure, Output};
+
+/// One snapshot per enabled discovery, taken concurrently so a slow or dead
+/// engine delays nothing else. Failures are returned beside the results.
+async fn snapshots(settings: &Settings) -> Result<Vec<Snapshot>, Failure> {
+    let d = &settings.discovery;
+    let statics = StaticDiscovery::new(d.static_sources.clone())
+        .map_err(|err| Failure::Usage(err.to_string()))?;
+    let docker = async {
+        if d.docker.enabled {
+            Some(DockerDiscovery::new(d.docker.clone()).snapshot().await)
+        } else {
+            None
+        }
+    };
+    let log_dirs = async {
+        if d.log_dirs.enabled {
+            Some(LogDirDiscovery::new(d.log_dirs.clone()).snapshot().await)
+        } else {
+            None
+        }
+    };
+    let (docker, log_dirs, statics) = tokio::join!(docker, log_dirs, statics.snapshot());
+    Ok([(Origin::Docker, docker), (Origin::LogDir, log_dirs), (Origin::Static, Some(statics))]
+        .into_iter()
+        .filter_map(|(origin, result)| result.map(|result| Snapshot { origin, result }))
+        .collect())
+}
+
+struct Snapshot {
+    origin: Origin,
+    result: Result<Vec<Observed>, steward_discovery::Error>,
+}
+
+/// Logs each failed discovery and says whether any failed.
+fn report_failures(snapshots: &[Snapshot]) -> Option<anyhow::Error> {
+    let failed: Vec<String> = snapshots
+        .iter()
+        .filter_map(|s| {
+            s.result.as_ref().err().map(|err| format!("{} discovery: {err:#}", s.origin))
+        })
+        .collect();
+    for failure in &failed {
+        tracing::error!("{failure}");
+    }
+    (!failed.is_empty()).then(|| anyhow::anyhow!("{}", failed.join("; ")))
+}
+
+pub async fn discover_once(settings: &Settings, output: Output) -> Result<(), Failure> {
+    let snapshots = snapshots(settings).await?;
+    let mut observed: Vec<&Observed> =
+        snapshots.iter().filter_map(|s| s.result.as_ref().ok()).flatten().collect();
+    observed.sort_by(|a, b| a.id.cmp(&b.id));
+    match output {
+        Output::Json => print_json(&observed)?,
+        Output::Table => {
+            let mut table = table(&["ID", "ORIGIN", "COLLECT", "PATH", "LABELS"]);
+            for o in &observed {
+                let collect = match &o.collect {
+                    Collect::Yes => "yes".to_owned(),
+                    Collect::No { reason } => format!("no: {reason}"),
+                };
+                table.add_row(vec![
+                    o.id.to_string(),
+                    o.origin.to_string(),
+                    collect,
+                    o.path.display().to_string(),
+                    labels_cell(&o.labels),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+    match report_failures(&snapshots) {
+        Some(err) => Err(Failure::Runtime(err)),
+        None => Ok(()),
+    }
+}
+
+/// Streams every discovery event as a JSON line until Ctrl-C.
+pub async fn discover_watch(settings: &Settings) -> Result<(), Failure> {
+    let d = &settings.discovery;
+    let statics = StaticDiscovery::new(d.static_sources.clone())
+        .map_err(|err| Failure::Usage(err.to_string()))?;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut tasks = vec![tokio::spawn(statics.watch(tx.clone()))];
+    if d.docker.enabled {
+        tasks.push(tokio::spawn(DockerDiscovery::new(d.docker.clone()).watch(tx.clone())));
+    }
+    if d.log_dirs.enabled {
+        tasks.push(tokio::spawn(LogDirDiscovery::new(d.log_dirs.clone()).watch(tx.clone())));
+    }
+    drop(tx);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            event = rx.recv() => match event {
+                Some(event) => println!("{}", event_json(&event)),
+                None => break,
+            },
+        }
+    }
+    drop(rx);
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+fn event_json(event: &Event) -> serde_json::Value {
+    match event {
+        Event::Upsert(source) => serde_json::json!({ "event": "upsert", "source": source }),
+        Event::Remove { id } => serde_json::json!({ "event": "remove", "id": id }),
+        Event::Resync { origin, sources } => {
+            serde_json::json!({ "event": "resync", "origin": origin, "sources": sources })
+        }
+    }
+}
+
+async fn open_store(settings: &Settings) -> Result<AnyStore, Failure> {
+    let url = settings.store_url();
+    AnyStore::open(&url).await.map_err(|err| match err {
+        StoreError::UnsupportedUrl { .. } => Failure::Usage(err.to_string()),
+        err => Failure::Runtime(anyhow::Error::new(err).context("opening the registry store")),
+    })
+}
+
+pub async fn sources_list(settings: &Settings, output: Output) -> Result<(), Failure> {
+    let store = open_store(settings).await?;
+    let registry = LogSourceRegistry::open(store, settings.registry.clone())
+        .await
+        .context("reading the registry")?;
+    let sources = registry.list_sources().await;
+    match output {
+        Output::Json => print_json(&sources)?,
+        Output::Table => {
+            let mut table = table(&["ID", "STATE", "ORIGIN", "PATH", "LABELS"]);
+            for s in &sources {
+                table.add_row(vec![
+                    s.id.to_string(),
+                    s.state.as_str().to_owned(),
+                    s.origin.to_string(),
+                    s.path.display().to_string(),
+                    labels_cell(&s.labels),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn sources_sync(settings: &Settings) -> Result<(), Failure> {
+    let store = open_store(settings).await?;
+    let registry = LogSourceRegistry::open(store, settings.registry.clone())
+        .await
+        .context("reading the registry")?;
+    let snapshots = snapshots(settings).await?;
+    let mut changed = 0;
+    for snapshot in &snapshots {
+        // A discovery that failed says nothing about its sources: resyncing
+        // it with an empty list would drain everything it found before.
+        if let Ok(sources) = &snapshot.result {
+            let event = Event::Resync { origin: snapshot.origin, sources: sources.clone() };
+            changed += registry.apply(&event).await.context("updating the registry")?.len();
+        }
+    }
+    changed += registry.drain_tick().await.context("checking draining sources")?.len();
+    let sources: Vec<LogSource> = registry.list_sources().await;
+    let draining = sources.iter().filter(|s| s.state == SourceState::Draining).count();
+    println!(
+        "{changed} changes; {} sources ({} active, {draining} draining)",
+        sources.len(),
+        sources.len() - draining
+    );
+    match report_failures(&snapshots) {
+        Some(err) => Err(Failure::Runtime(err)),
+        None => Ok(()),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+    println!("{text}");
+    Ok(())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header(header.to_vec());
+    table
+}
+
+/// Labels for a table cell: the final ones, not discovery's `__meta` keys.
+fn labels_cell(labels: &Labels) -> String {
+    labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__"))
+        .map(|(k, v)| format!("{k}={}", v.escape_debug()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

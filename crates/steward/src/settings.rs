@@ -1,0 +1,180 @@
+//! `steward.yaml`: the raw file, parsed strictly, then checked into settings
+//! the libraries can use. A file that cannot be used is a usage error (exit 2)
+//! that names the line and the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use steward_discovery::docker::DockerSettings;
+use steward_discovery::logdir::LogDirSettings;
+use steward_discovery::static_files::{StaticSource, validate_glob};
+
+/// Where `steward.yaml` is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "steward.yaml";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where Steward keeps its state; the SQLite database lives here.
+    pub data_dir: PathBuf,
+    /// The registry's database: `sqlite:///path/steward.db` or
+    /// `postgres://user@host/db`. Unset: SQLite in `data_dir`.
+    pub store_url: Option<String>,
+    pub discovery: DiscoverySettings,
+    pub registry: steward_registry::Settings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("/var/lib/steward"),
+            store_url: None,
+            discovery: DiscoverySettings::default(),
+            registry: steward_registry::Settings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoverySettings {
+    /// Docker discovery; `docker: {enabled: false}` turns it off.
+    pub docker: DockerSettings,
+    /// Log-directory discovery (kubelet and podman layouts).
+    pub log_dirs: LogDirSettings,
+    /// Files of non-container apps: globs with labels.
+    pub static_sources: Vec<StaticSource>,
+}
+
+/// Why `steward.yaml` cannot be used. Every variant is a usage error.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {field}: {message}")]
+    Invalid { path: PathBuf, field: String, message: String },
+}
+
+impl Settings {
+    /// Reads `path`; a missing file at the default path means the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, SettingsError> {
+        let (path, explicit) = match path {
+            Some(path) => (path.to_owned(), true),
+            None => (PathBuf::from(DEFAULT_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if !explicit && err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Settings::default());
+            }
+            Err(source) => return Err(SettingsError::Read { path, source }),
+        };
+        Self::parse(&text, &path)
+    }
+
+    /// Parses and checks a `steward.yaml` text; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, SettingsError> {
+        // An empty file is valid YAML for "all defaults".
+        let settings: Settings = if text.trim().is_empty() {
+            Settings::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|err| SettingsError::Parse {
+                path: path.to_owned(),
+                message: err.to_string(),
+            })?
+        };
+        settings.check(path)?;
+        Ok(settings)
+    }
+
+    /// What serde cannot check.
+    fn check(&self, path: &Path) -> Result<(), SettingsError> {
+        let invalid = |field: String, message: String| SettingsError::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        };
+        if let Err(err) = self.registry.validate() {
+            return Err(invalid(format!("registry.relabel[{}]", err.index), err.reason));
+        }
+        for (i, source) in self.discovery.static_sources.iter().enumerate() {
+            if let Err(err) = validate_glob(&source.path) {
+                return Err(invalid(
+                    format!("discovery.static_sources[{i}].path"),
+                    err.to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The store URL, defaulting to SQLite in the data dir.
+    pub fn store_url(&self) -> String {
+        match &self.store_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("steward.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, SettingsError> {
+        Settings::parse(text, Path::new("steward.yaml"))
+    }
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), Settings::default());
+        assert_eq!(Settings::default().store_url(), "sqlite:///var/lib/steward/steward.db");
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let settings = parse(
+            "data_dir: /tmp/st\n\
+             discovery:\n  docker:\n    host: unix:///run/docker.sock\n    api_timeout: 5\n\
+             \x20 log_dirs:\n    enabled: false\n\
+             \x20 static_sources:\n    - path: /var/log/app/*.log\n      labels: {service.name: app}\n\
+             registry:\n  drain_grace_secs: 10\n  relabel:\n    - source_labels: [container.name]\n      target_label: team\n",
+        )
+        .unwrap();
+        assert_eq!(settings.discovery.docker.host.as_deref(), Some("unix:///run/docker.sock"));
+        assert!(settings.discovery.docker.enabled);
+        assert!(!settings.discovery.log_dirs.enabled);
+        assert_eq!(settings.discovery.static_sources[0].labels["service.name"], "app");
+        assert_eq!(settings.registry.drain_grace_secs, 10);
+        assert_eq!(settings.store_url(), "sqlite:///tmp/st/steward.db");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_its_line() {
+        let err = parse("data_dir: /x\nregistry:\n  drain_grace: 3\n").unwrap_err().to_string();
+        assert!(err.contains("drain_grace"), "{err}");
+        assert!(err.contains('3'), "the line is named: {err}");
+    }
+
+    #[test]
+    fn unknown_fields_inside_discovery_settings_are_refused_too() {
+        let err = parse("discovery:\n  docker:\n    hots: x\n").unwrap_err().to_string();
+        assert!(err.contains("hots") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_rule_or_glob_names_its_field() {
+        let err = parse("registry:\n  relabel:\n    - action: replace\n").unwrap_err().to_string();
+        assert!(err.contains("registry.relabel[0]") && err.contains("target_label"), "{err}");
+        let err = parse("registry:\n  relabel:\n    - regex: '('\n      target_label: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid regex"), "{err}");
+        let err = parse("discovery:\n  static_sources:\n    - path: relative/*.log\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("discovery.static_sources[0].path"), "{err}");
+    }
+}
