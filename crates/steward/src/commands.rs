@@ -46,18 +46,27 @@ struct Snapshot {
     result: Result<Vec<Observed>, steward_discovery::Error>,
 }
 
-/// Logs each failed discovery and says whether any failed.
+/// One error naming every discovery that failed, each with its cause chain.
 fn report_failures(snapshots: &[Snapshot]) -> Option<anyhow::Error> {
     let failed: Vec<String> = snapshots
         .iter()
         .filter_map(|s| {
-            s.result.as_ref().err().map(|err| format!("{} discovery: {err:#}", s.origin))
+            s.result.as_ref().err().map(|err| format!("{} discovery: {}", s.origin, chain(err)))
         })
         .collect();
-    for failure in &failed {
-        tracing::error!("{failure}");
-    }
     (!failed.is_empty()).then(|| anyhow::anyhow!("{}", failed.join("; ")))
+}
+
+/// `outer: cause: root cause`.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 pub async fn discover_once(settings: &Settings, output: Output) -> Result<(), Failure> {
