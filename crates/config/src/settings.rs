@@ -9,6 +9,9 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
+    /// The collector binary used to validate configs: the distribution the
+    /// node runs (a bare name is looked up on `PATH`).
+    pub binary: String,
     /// Where the collector keeps offsets and its persistent queue (`file_storage`).
     pub storage_dir: String,
     /// Write offsets and queue with fsync: slower, but nothing is lost on a
@@ -38,6 +41,7 @@ pub struct PipelineSettings {
 impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
+            binary: "otelcol-steward".into(),
             storage_dir: "/var/lib/steward/collector".into(),
             fsync: true,
             canary_path: "/var/lib/steward/canary/canary.log".into(),

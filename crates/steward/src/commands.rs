@@ -224,3 +224,72 @@ fn labels_cell(labels: &Labels) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Reads a sources file; a malformed one names the first bad field.
+fn read_sources(path: &std::path::Path) -> Result<Vec<steward_config::Source>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", path.display())))?;
+    let mut de = serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let field = err.path().to_string();
+        Failure::Usage(format!("{}: at `{field}`: {}", path.display(), err.inner()))
+    })
+}
+
+pub fn config_build(settings: &Settings, sources: &std::path::Path) -> Result<(), Failure> {
+    let sources = read_sources(sources)?;
+    let rendered = steward_config::generate_config(&sources, &settings.collector)
+        .map_err(|err| Failure::Usage(err.to_string()))?;
+    print!("{}", rendered.yaml);
+    tracing::debug!(version = %rendered.version(), sources = sources.len(), "built");
+    Ok(())
+}
+
+pub fn config_validate(
+    settings: &Settings,
+    file: &std::path::Path,
+    otelcol: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let yaml = std::fs::read_to_string(file)
+        .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", file.display())))?;
+    let problems = steward_config::validate::static_check(&yaml);
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{}: {problem}", file.display());
+        }
+        return Err(Failure::Negative);
+    }
+    let binary = otelcol
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| settings.collector.binary.clone().into());
+    match steward_config::validate::otelcol_validate(&binary, file, &Default::default()) {
+        Ok(()) => {
+            println!("{}: valid ({})", file.display(), binary.display());
+            Ok(())
+        }
+        Err(steward_config::validate::ValidateError::Refused(refusal)) => {
+            eprintln!("{}: {}", file.display(), refusal.message);
+            Err(Failure::Negative)
+        }
+        Err(err) => Err(Failure::Runtime(anyhow::Error::new(err))),
+    }
+}
+
+pub fn config_diff(a: &std::path::Path, b: &std::path::Path) -> Result<(), Failure> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", path.display())))
+    };
+    let diff = steward_config::diff::unified(
+        &read(a)?,
+        &read(b)?,
+        &a.display().to_string(),
+        &b.display().to_string(),
+    );
+    if diff.is_empty() {
+        Ok(())
+    } else {
+        print!("{diff}");
+        Err(Failure::Negative)
+    }
+}

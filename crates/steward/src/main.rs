@@ -44,6 +44,31 @@ enum Command {
         #[command(subcommand)]
         command: SourcesCommand,
     },
+    /// The collector config: build it, validate it, compare two.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the collector config generated from a sources file (a JSON array
+    /// as `sources list --output json` prints) and the `collector:` settings.
+    Build {
+        #[arg(long, value_name = "FILE.json")]
+        sources: PathBuf,
+    },
+    /// Check a collector config statically and with the collector binary.
+    /// Exit 0 if valid, 1 with every problem if not.
+    Validate {
+        file: PathBuf,
+        /// The collector binary (default: `collector.binary` from steward.yaml).
+        #[arg(long, value_name = "BIN")]
+        otelcol: Option<PathBuf>,
+    },
+    /// A unified diff of two configs. Exit 0 if equal, 1 if they differ.
+    Diff { a: PathBuf, b: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +92,9 @@ pub enum Output {
 /// How a command failed; mapped to the exit status in one place.
 #[derive(Debug)]
 pub enum Failure {
+    /// The command's answer is "no" (a config is invalid, two configs
+    /// differ), already printed: exit 1 with nothing more to say.
+    Negative,
     /// The arguments or the configuration are wrong: the user must change something.
     Usage(String),
     /// Something failed at run time.
@@ -76,7 +104,7 @@ pub enum Failure {
 impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
-            Failure::Runtime(_) => 1,
+            Failure::Negative | Failure::Runtime(_) => 1,
             Failure::Usage(_) => 2,
         }
     }
@@ -109,6 +137,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             match &failure {
+                Failure::Negative => {}
                 Failure::Usage(message) => eprintln!("steward: {message}"),
                 Failure::Runtime(err) => eprintln!("steward: {err:#}"),
             }
@@ -136,6 +165,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sources { command: SourcesCommand::Sync } => {
             commands::sources_sync(&settings).await
         }
+        Command::Config { command: ConfigCommand::Build { sources } } => {
+            commands::config_build(&settings, &sources)
+        }
+        Command::Config { command: ConfigCommand::Validate { file, otelcol } } => {
+            commands::config_validate(&settings, &file, otelcol.as_deref())
+        }
+        Command::Config { command: ConfigCommand::Diff { a, b } } => commands::config_diff(&a, &b),
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Settings {
     pub store_url: Option<String>,
     pub discovery: DiscoverySettings,
     pub registry: steward_registry::Settings,
+    /// The generated collector config: where it sends logs, metrics, traces.
+    pub collector: steward_config::PipelineSettings,
 }
 
 impl Default for Settings {
@@ -31,6 +33,7 @@ impl Default for Settings {
             store_url: None,
             discovery: DiscoverySettings::default(),
             registry: steward_registry::Settings::default(),
+            collector: steward_config::PipelineSettings::default(),
         }
     }
 }

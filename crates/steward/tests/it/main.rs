@@ -1,4 +1,5 @@
 //! Integration tests of the `steward` binary: its exit codes, and its
 //! commands against real parts (the Docker Engine, real files, SQLite).
 mod cli;
+mod config;
 mod sources;
