@@ -59,6 +59,31 @@ impl Default for PipelineSettings {
     }
 }
 
+impl PipelineSettings {
+    /// What serde cannot check; the error names the field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if let Some(traces) = &self.traces
+            && traces.otlp_grpc.is_none()
+            && traces.otlp_http.is_none()
+        {
+            return Err((
+                "collector.traces".into(),
+                "name an exporter: otlp_grpc or otlp_http".into(),
+            ));
+        }
+        if let LogsExporter::OtlpHttp(otlp) = &self.logs.exporter
+            && otlp.endpoint.is_none()
+            && otlp.logs_endpoint.is_none()
+        {
+            return Err((
+                "collector.logs.exporter.otlp_http".into(),
+                "needs endpoint or logs_endpoint".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryLimiter {

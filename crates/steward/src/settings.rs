@@ -99,6 +99,9 @@ impl Settings {
             field,
             message,
         };
+        if let Err((field, message)) = self.collector.validate() {
+            return Err(invalid(field, message));
+        }
         if let Err(err) = self.registry.validate() {
             return Err(invalid(format!("registry.relabel[{}]", err.index), err.reason));
         }
@@ -159,6 +162,14 @@ mod tests {
         let err = parse("data_dir: /x\nregistry:\n  drain_grace: 3\n").unwrap_err().to_string();
         assert!(err.contains("drain_grace"), "{err}");
         assert!(err.contains('3'), "the line is named: {err}");
+    }
+
+    #[test]
+    fn traces_without_an_exporter_are_refused() {
+        let err = parse("collector:\n  traces:\n    sampling: {probabilistic: 10}\n").unwrap_err();
+        assert!(err.to_string().contains("collector.traces"), "{err}");
+        let ok = parse("collector:\n  traces:\n    otlp_grpc: tempo:4317\n").unwrap();
+        assert!(ok.collector.traces.is_some());
     }
 
     #[test]

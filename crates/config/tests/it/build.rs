@@ -153,3 +153,41 @@ fn bad_sources_are_refused_naming_the_field() {
     assert!(generate_config(&no_path, &settings()).unwrap_err().to_string().contains("path"));
     let _ = BTreeMap::<String, String>::new();
 }
+
+/// A mixed registry: kubelet and podman files, a static glob (plain lines, no
+/// container operator), multi-tenant Loki with a credential from the
+/// environment, and tail sampling for traces.
+#[test]
+fn a_mixed_registry_with_tenant_credentials_and_tail_sampling() {
+    let yaml = "logs:\n  exporter:\n    loki:\n      endpoint: http://loki:3100/\n      tenant: team-a\n      headers_from_env: {Authorization: LOKI_AUTH}\n\
+                traces:\n  otlp_http: http://tempo:4318\n  sampling:\n    tail: {decision_wait: 5s, latency_threshold_ms: 500, percentage: 10}\n";
+    let mut settings: PipelineSettings = serde_saphyr::from_str(yaml).expect("settings parse");
+    settings.storage_dir = "/var/lib/steward/collector".into();
+    let sources = vec![
+        source(
+            "file:/var/log/pods/shop_cart-7d9_0c1a/cart/0.log",
+            "/var/log/pods/shop_cart-7d9_0c1a/cart/0.log",
+            &[
+                ("k8s.namespace.name", "shop"),
+                ("k8s.pod.name", "cart-7d9"),
+                ("k8s.pod.uid", "0c1a"),
+                ("k8s.container.name", "cart"),
+            ],
+        ),
+        source(
+            "file:/var/lib/containers/storage/overlay-containers/ab12/userdata/ctr.log",
+            "/var/lib/containers/storage/overlay-containers/ab12/userdata/ctr.log",
+            &[("container.id", "ab12"), ("container.runtime", "podman")],
+        ),
+        source(
+            "static:/var/log/legacy/*.log",
+            "/var/log/legacy/*.log",
+            &[("service.name", "legacy")],
+        ),
+    ];
+    let rendered = generate_config(&sources, &settings).unwrap();
+    insta::assert_snapshot!("mixed_registry", rendered.yaml);
+    assert!(rendered.yaml.contains("Authorization: ${env:LOKI_AUTH}"), "a reference, not a secret");
+    assert_eq!(static_check(&rendered.yaml), vec![]);
+    real_validate(&rendered).expect("otelcol-steward accepts it");
+}
