@@ -326,12 +326,13 @@ impl Rig {
         for task in &self.tasks {
             task.abort();
         }
+        let docker = &self.docker;
         let remove = RemoveContainerOptions { force: true, ..Default::default() };
         let failures: Vec<String> = stream::iter(&self.created)
             .map(|id| {
                 let remove = remove.clone();
                 async move {
-                    self.docker
+                    docker
                         .remove_container(id, Some(remove))
                         .await
                         .map_err(because(format!("removing {id}")))

@@ -145,6 +145,16 @@ impl Drop for DockerEngine {
         if let Some(mut process) = self.process.take() {
             process.stop_leader_first();
         }
+        // A daemon that died uncleanly leaves its network namespace files
+        // bind-mounted; detach them so the directory can go.
+        for entry in std::fs::read_dir(self.exec_root.join("netns")).into_iter().flatten().flatten() {
+            if let Ok(path) = std::ffi::CString::new(entry.path().as_os_str().as_encoded_bytes()) {
+                // SAFETY: `path` is a valid NUL-terminated string for the call's duration.
+                unsafe {
+                    libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.exec_root);
         if std::thread::panicking()
             && let Some(dir) = self.dir.take()
