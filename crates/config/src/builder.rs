@@ -200,6 +200,42 @@ fn telemetry(settings: &PipelineSettings) -> Telemetry {
     }
 }
 
+/// `include` takes a glob; a source that names one file must match only
+/// that file, so glob metacharacters in its path are escaped.
+pub fn literal_glob(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[' | ']' | '{' | '}') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `file_log` evaluates `EXPR(…)` anywhere in a `resource` value (the stanza
+/// expression language, whose `env()` reads the collector's environment) and
+/// offers no escape. A value holding that token is therefore written as one
+/// expression that yields the value as a string literal, with every character
+/// but letters, digits and spaces as a `\u` escape: no `(` (so no second
+/// `EXPR(` token), no `)` before the closing one, no `"` and no `$`. Other
+/// values are written as they are.
+pub fn literal_resource_value(value: &str) -> String {
+    if !value.contains("EXPR(") {
+        return value.to_owned();
+    }
+    let mut out = String::from("EXPR(\"");
+    for c in value.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | ' ' => out.push(c),
+            c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push_str(&format!("\\U{:08X}", c as u32)),
+        }
+    }
+    out.push_str("\")");
+    out
+}
+
 fn file_log(
     path: &str,
     resource: BTreeMap<String, Untrusted>,
@@ -239,17 +275,22 @@ pub fn generate_log_pipeline(
         ("service.name".to_owned(), Untrusted("steward-canary".into())),
         ("steward.canary".to_owned(), Untrusted("true".into())),
     ]);
-    config
-        .receivers
-        .insert(canary.clone(), file_log(&settings.canary_path, canary_resource, false, settings));
+    config.receivers.insert(
+        canary.clone(),
+        file_log(&literal_glob(&settings.canary_path), canary_resource, false, settings),
+    );
     for source in sources {
         let id = receiver_id(&source.id);
-        let resource =
-            source.labels.iter().map(|(k, v)| (k.clone(), Untrusted(v.clone()))).collect();
-        // Static sources are plain files of non-container apps; everything
-        // else is a container runtime's log format.
-        let container = !source.id.starts_with("static:");
-        config.receivers.insert(id.clone(), file_log(&source.path, resource, container, settings));
+        let resource = source
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Untrusted(literal_resource_value(v))))
+            .collect();
+        // Static sources are users' globs over plain files of non-container
+        // apps; every other source is one file in a container runtime's format.
+        let is_static = source.id.starts_with("static:");
+        let include = if is_static { source.path.clone() } else { literal_glob(&source.path) };
+        config.receivers.insert(id.clone(), file_log(&include, resource, !is_static, settings));
         receivers.insert(id, source.id.clone());
     }
 
