@@ -147,7 +147,8 @@ impl Drop for DockerEngine {
         }
         // A daemon that died uncleanly leaves its network namespace files
         // bind-mounted; detach them so the directory can go.
-        for entry in std::fs::read_dir(self.exec_root.join("netns")).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(self.exec_root.join("netns")).into_iter().flatten().flatten()
+        {
             if let Ok(path) = std::ffi::CString::new(entry.path().as_os_str().as_encoded_bytes()) {
                 // SAFETY: `path` is a valid NUL-terminated string for the call's duration.
                 unsafe {
