@@ -191,3 +191,20 @@ fn a_mixed_registry_with_tenant_credentials_and_tail_sampling() {
     assert_eq!(static_check(&rendered.yaml), vec![]);
     real_validate(&rendered).expect("otelcol-steward accepts it");
 }
+
+/// A registry of 8,000 sources (past the YAML parser's default node budget)
+/// still passes the static checks.
+#[test]
+fn a_large_registry_passes_the_static_checks() {
+    let sources: Vec<Source> = (0..8_000)
+        .map(|i| {
+            source(
+                &format!("docker:{i:064x}"),
+                &format!("/var/lib/docker/containers/{i:064x}/{i:064x}-json.log"),
+                &[("container.name", &format!("c{i}")), ("service.name", "svc")],
+            )
+        })
+        .collect();
+    let rendered = generate_config(&sources, &settings()).unwrap();
+    assert_eq!(static_check(&rendered.yaml), vec![]);
+}
