@@ -293,3 +293,111 @@ pub fn config_diff(a: &std::path::Path, b: &std::path::Path) -> Result<(), Failu
         Err(Failure::Negative)
     }
 }
+
+fn signal_manager(
+    settings: &Settings,
+    store: AnyStore,
+) -> Result<steward_agent::AgentManager<steward_agent::runner::Signalled, AnyStore>, Failure> {
+    if settings.agent.mode != crate::settings::AgentMode::Signal {
+        return Err(Failure::Usage(
+            "agent.mode is `supervise`: the collector belongs to `steward run`; \
+             `config apply` and `config rollback` need agent.mode: signal"
+                .into(),
+        ));
+    }
+    let runner = steward_agent::runner::Signalled { pid_file: settings.agent.pid_file.clone() };
+    let agent = settings.agent.manager_settings(&settings.collector.binary);
+    Ok(steward_agent::AgentManager::new(runner, store, agent))
+}
+
+fn report(outcome: &steward_agent::Outcome) -> Result<(), Failure> {
+    use steward_agent::Outcome;
+    match outcome {
+        Outcome::Applied { version } => println!("applied {version}"),
+        Outcome::Unchanged { version } => println!("unchanged: {version} already runs"),
+        Outcome::Refused { version, reason } => {
+            eprintln!("refused {version}: {reason}");
+            return Err(Failure::Negative);
+        }
+        Outcome::CanaryFailed { version, reason } => {
+            eprintln!("canary failed for {version}; not applied: {reason}");
+            return Err(Failure::Negative);
+        }
+        Outcome::RolledBack { version, reason, restored } => {
+            eprintln!(
+                "{version} failed verification ({reason}); rolled back to {}",
+                restored.as_deref().unwrap_or("nothing")
+            );
+            return Err(Failure::Negative);
+        }
+    }
+    Ok(())
+}
+
+pub async fn config_apply(
+    settings: &Settings,
+    file: &std::path::Path,
+    reason: &str,
+) -> Result<(), Failure> {
+    let yaml = std::fs::read_to_string(file)
+        .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", file.display())))?;
+    let manager = signal_manager(settings, open_store(settings).await?)?;
+    let outcome = manager.apply(&yaml, reason).await.context("applying the config")?;
+    report(&outcome)
+}
+
+pub async fn config_rollback(settings: &Settings, version: Option<&str>) -> Result<(), Failure> {
+    let manager = signal_manager(settings, open_store(settings).await?)?;
+    let outcome = manager.rollback(version).await.map_err(|err| match err {
+        steward_agent::AgentError::UnknownVersion(v) => {
+            Failure::Usage(format!("unknown version {v}"))
+        }
+        err => Failure::Runtime(anyhow::Error::new(err)),
+    })?;
+    report(&outcome)
+}
+
+pub async fn config_history(
+    settings: &Settings,
+    limit: usize,
+    output: Output,
+) -> Result<(), Failure> {
+    use steward_registry::store::VersionStore as _;
+    let store = open_store(settings).await?;
+    let versions = store.history(limit).await.context("reading the version history")?;
+    match output {
+        Output::Json => {
+            let brief: Vec<serde_json::Value> = versions
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "version": steward_agent::manager::short(&v.hash), "hash": v.hash,
+                        "generation": v.generation, "status": v.status, "reason": v.reason,
+                        "failure": v.failure, "created_ms": v.created_ms, "applied_ms": v.applied_ms,
+                    })
+                })
+                .collect();
+            print_json(&brief)?;
+        }
+        Output::Table => {
+            let mut table = table(&["VERSION", "GEN", "STATUS", "CREATED", "REASON"]);
+            for v in &versions {
+                let status = match &v.failure {
+                    Some(failure) => {
+                        format!("{:?}: {}", v.status, failure.chars().take(80).collect::<String>())
+                    }
+                    None => format!("{:?}", v.status),
+                };
+                table.add_row(vec![
+                    steward_agent::manager::short(&v.hash),
+                    v.generation.to_string(),
+                    status.to_lowercase(),
+                    v.created_ms.to_string(),
+                    v.reason.clone(),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+    Ok(())
+}

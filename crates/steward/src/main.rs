@@ -69,6 +69,24 @@ enum ConfigCommand {
     },
     /// A unified diff of two configs. Exit 0 if equal, 1 if they differ.
     Diff { a: PathBuf, b: PathBuf },
+    /// Roll a config out to this node's collector: pre-flight, canary,
+    /// atomic write, reload, verify, and roll back on failure (signal mode).
+    Apply {
+        file: PathBuf,
+        /// Why this version is applied, for the history.
+        #[arg(long, default_value = "applied by hand")]
+        reason: String,
+    },
+    /// The config versions this node has seen, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Go back to VERSION (a hash, a prefix or `cfg-…`), or to the last good
+    /// version before the applied one.
+    Rollback { version: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +190,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             commands::config_validate(&settings, &file, otelcol.as_deref())
         }
         Command::Config { command: ConfigCommand::Diff { a, b } } => commands::config_diff(&a, &b),
+        Command::Config { command: ConfigCommand::Apply { file, reason } } => {
+            commands::config_apply(&settings, &file, &reason).await
+        }
+        Command::Config { command: ConfigCommand::History { limit, output } } => {
+            commands::config_history(&settings, limit, output).await
+        }
+        Command::Config { command: ConfigCommand::Rollback { version } } => {
+            commands::config_rollback(&settings, version.as_deref()).await
+        }
     }
 }
 

@@ -24,6 +24,59 @@ pub struct Settings {
     pub registry: steward_registry::Settings,
     /// The generated collector config: where it sends logs, metrics, traces.
     pub collector: steward_config::PipelineSettings,
+    /// How configs reach the node's collector.
+    pub agent: AgentSection,
+}
+
+/// How the node's collector runs and how a rollout is checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// `supervise`: Steward runs the collector as its child (`steward run`).
+    /// `signal`: systemd or Kubernetes runs it; Steward SIGHUPs `pid_file`.
+    pub mode: AgentMode,
+    /// The config file the collector loads.
+    pub config_path: PathBuf,
+    /// The collector's pid file (signal mode).
+    pub pid_file: PathBuf,
+    /// Try every candidate in a shadow collector before the real one.
+    pub canary: bool,
+    pub canary_timeout_secs: u64,
+    pub verify_timeout_secs: u64,
+    pub settle_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentMode {
+    Supervise,
+    Signal,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            mode: AgentMode::Signal,
+            config_path: PathBuf::from("/etc/otelcol-steward/config.yaml"),
+            pid_file: PathBuf::from("/run/otelcol-steward.pid"),
+            canary: true,
+            canary_timeout_secs: 15,
+            verify_timeout_secs: 20,
+            settle_ms: 1000,
+        }
+    }
+}
+
+impl AgentSection {
+    pub fn manager_settings(&self, binary: &str) -> steward_agent::AgentSettings {
+        let mut settings =
+            steward_agent::AgentSettings::new(self.config_path.clone(), PathBuf::from(binary));
+        settings.canary = self.canary;
+        settings.canary_timeout = std::time::Duration::from_secs(self.canary_timeout_secs);
+        settings.verify_timeout = std::time::Duration::from_secs(self.verify_timeout_secs);
+        settings.settle = std::time::Duration::from_millis(self.settle_ms);
+        settings
+    }
 }
 
 impl Default for Settings {
@@ -34,6 +87,7 @@ impl Default for Settings {
             discovery: DiscoverySettings::default(),
             registry: steward_registry::Settings::default(),
             collector: steward_config::PipelineSettings::default(),
+            agent: AgentSection::default(),
         }
     }
 }

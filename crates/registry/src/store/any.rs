@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use serde::de::{DeserializeOwned, IntoDeserializer, value};
 use steward_discovery::{Labels, Origin, SourceId};
 
-use super::{PgStore, SourceStore, SqliteStore, StoreError};
+use super::{ConfigVersion, PgStore, SourceStore, SqliteStore, StoreError, VersionStore};
 use crate::model::{Change, Drain, LogSource, SourceState};
 
-/// A [`SourceStore`] over SQLite or PostgreSQL, chosen at run time.
+/// A [`SourceStore`] and [`VersionStore`] over SQLite or PostgreSQL, chosen at
+/// run time.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     Sqlite(SqliteStore),
@@ -59,8 +60,9 @@ impl SourceStore for AnyStore {
 
     async fn get(&self, id: &SourceId) -> Result<Option<LogSource>, StoreError> {
         match self {
-            AnyStore::Sqlite(store) => store.get(id).await,
-            AnyStore::Postgres(store) => store.get(id).await,
+            // Qualified: the backends' `VersionStore::get` is in scope too.
+            AnyStore::Sqlite(store) => SourceStore::get(store, id).await,
+            AnyStore::Postgres(store) => SourceStore::get(store, id).await,
         }
     }
 
@@ -68,6 +70,68 @@ impl SourceStore for AnyStore {
         match self {
             AnyStore::Sqlite(store) => store.list().await,
             AnyStore::Postgres(store) => store.list().await,
+        }
+    }
+}
+
+impl VersionStore for AnyStore {
+    async fn record(
+        &self,
+        hash: &str,
+        yaml: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<ConfigVersion, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.record(hash, yaml, reason, now_ms).await,
+            AnyStore::Postgres(store) => store.record(hash, yaml, reason, now_ms).await,
+        }
+    }
+
+    async fn mark_applied(&self, hash: &str, now_ms: i64) -> Result<ConfigVersion, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.mark_applied(hash, now_ms).await,
+            AnyStore::Postgres(store) => store.mark_applied(hash, now_ms).await,
+        }
+    }
+
+    async fn mark_failed(
+        &self,
+        hash: &str,
+        failure: &str,
+        now_ms: i64,
+    ) -> Result<ConfigVersion, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.mark_failed(hash, failure, now_ms).await,
+            AnyStore::Postgres(store) => store.mark_failed(hash, failure, now_ms).await,
+        }
+    }
+
+    async fn applied(&self) -> Result<Option<ConfigVersion>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.applied().await,
+            AnyStore::Postgres(store) => store.applied().await,
+        }
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<ConfigVersion>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => VersionStore::get(store, name).await,
+            AnyStore::Postgres(store) => VersionStore::get(store, name).await,
+        }
+    }
+
+    async fn history(&self, limit: usize) -> Result<Vec<ConfigVersion>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.history(limit).await,
+            AnyStore::Postgres(store) => store.history(limit).await,
+        }
+    }
+
+    async fn last_good(&self, except: Option<&str>) -> Result<Option<ConfigVersion>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.last_good(except).await,
+            AnyStore::Postgres(store) => store.last_good(except).await,
         }
     }
 }
@@ -176,7 +240,7 @@ impl SourceRow {
 
 /// Parses an enum from its serde name (`log_dir`, `draining`), the form the
 /// JSON output uses too, so the two can never disagree.
-fn from_serde_name<T: DeserializeOwned>(name: &str) -> Result<T, value::Error> {
+pub(super) fn from_serde_name<T: DeserializeOwned>(name: &str) -> Result<T, value::Error> {
     T::deserialize(IntoDeserializer::<value::Error>::into_deserializer(name))
 }
 

@@ -1,6 +1,7 @@
-//! Where the registry keeps its sources: a trait with two implementations over
-//! sqlx, SQLite (the embedded default, a file in the data dir) and PostgreSQL
-//! (for several Steward replicas).
+//! Where the registry keeps its sources, and the history of collector config
+//! versions ([`VersionStore`], see `versions.rs`): traits with two
+//! implementations over sqlx, SQLite (the embedded default, a file in the data
+//! dir) and PostgreSQL (for several Steward replicas).
 //!
 //! [`AnyStore::open`] picks one from a URL (`sqlite://PATH`, `postgres://…`),
 //! so callers need no generics. Both backends use the same table and the same
@@ -9,6 +10,7 @@
 mod any;
 mod postgres;
 mod sqlite;
+mod versions;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use crate::model::{Change, LogSource};
 pub use any::AnyStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use versions::{ConfigVersion, VersionStatus, VersionStore};
 
 /// Durable storage of log sources. Implementations must make [`SourceStore::apply`]
 /// atomic: a crash leaves either every change of a call or none.
@@ -53,6 +56,21 @@ pub enum StoreError {
     /// The URL names no backend this build knows. Any password in it is masked.
     #[error("unsupported store URL {url}: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl { url: String },
+    /// No recorded config version has this (full) hash.
+    #[error("no config version {hash} is recorded")]
+    UnknownVersion { hash: String },
+    /// A version prefix or short name matches more than one recorded version.
+    #[error("config version {prefix} is ambiguous: several versions start so; give more digits")]
+    AmbiguousVersion { prefix: String },
+    /// Not a config version's hash or name; nothing was read or written.
+    #[error("{name:?} is not a config version name: {reason}")]
+    BadVersionName { name: String, reason: String },
+    /// `record` was given a hash already recorded with other YAML: the hash
+    /// is not of this YAML, and the recorded version was left as it was.
+    #[error("config version {hash} is already recorded with different YAML")]
+    VersionMismatch { hash: String },
+    #[error("stored config version {hash} is unreadable: {reason}")]
+    CorruptVersion { hash: String, reason: String },
     #[error("I/O on {path}")]
     Io {
         path: PathBuf,

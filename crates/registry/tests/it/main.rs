@@ -2,3 +2,4 @@
 //! and the Docker Engine.
 mod docker;
 mod store;
+mod versions;

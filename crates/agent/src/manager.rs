@@ -1,0 +1,343 @@
+//! `AgentManager`: one node's rollout, start to finish.
+//!
+//! ```text
+//! record version ─▶ pre-flight (static checks + otelcol validate) ─▶ canary (shadow collector)
+//!   ─▶ push (atomic write) ─▶ reload (SIGHUP) ─▶ verify (health, canary line, settle)
+//!   ─▶ mark applied            └─ on failure: mark failed, roll back to the last good version
+//! ```
+//!
+//! A config that fails pre-flight or the canary never reaches the running
+//! collector. One rollout at a time: `apply` holds a lock for its duration.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use steward_config::validate::{ValidateError, otelcol_validate, static_check};
+use steward_registry::store::{ConfigVersion, VersionStore};
+use tokio::sync::Mutex;
+
+use crate::AgentError;
+use crate::atomic::write_atomic;
+use crate::canary::{CanaryVerdict, canary_reload};
+use crate::runner::CollectorRunner;
+use crate::verify::{Endpoints, verify_reload};
+
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// The file the collector loads.
+    pub config_path: PathBuf,
+    /// The node's own collector binary, for `validate` and the canary.
+    pub binary: PathBuf,
+    /// Run the shadow collector before every reload.
+    pub canary: bool,
+    pub canary_timeout: Duration,
+    /// How long a reloaded collector has to answer and read a canary line.
+    pub verify_timeout: Duration,
+    /// How long it must keep running after that.
+    pub settle: Duration,
+    /// The minimal known-good config used when nothing in the history is
+    /// good (e.g. the canary-only config `generate_config(&[], …)` gives).
+    pub fallback: Option<String>,
+}
+
+impl AgentSettings {
+    pub fn new(config_path: PathBuf, binary: PathBuf) -> Self {
+        AgentSettings {
+            config_path,
+            binary,
+            canary: true,
+            canary_timeout: Duration::from_secs(15),
+            verify_timeout: Duration::from_secs(20),
+            settle: Duration::from_secs(1),
+            fallback: None,
+        }
+    }
+}
+
+/// How a rollout ended. Every outcome is recorded in the version history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The collector runs the new version and passed verification.
+    Applied { version: String },
+    /// The collector already runs exactly this version.
+    Unchanged { version: String },
+    /// Pre-flight refused it; the collector was not touched.
+    Refused { version: String, reason: String },
+    /// The shadow collector could not deliver a marker; not applied.
+    CanaryFailed { version: String, reason: String },
+    /// Applied, failed verification, and the previous version is back.
+    RolledBack { version: String, reason: String, restored: Option<String> },
+}
+
+/// What the manager did on its own, for the health monitor and repair.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// The collector kept crashing; the fallback (`restored`) now runs.
+    CrashLoop { crashes: usize, failed: Option<String>, restored: Option<String> },
+}
+
+pub struct AgentManager<R, V> {
+    runner: R,
+    versions: V,
+    settings: AgentSettings,
+    http: reqwest::Client,
+    rollout: Mutex<()>,
+    events: tokio::sync::broadcast::Sender<AgentEvent>,
+}
+
+pub fn content_hash(yaml: &str) -> String {
+    hex::encode(Sha256::digest(yaml.as_bytes()))
+}
+
+pub fn short(hash: &str) -> String {
+    format!("cfg-{}", &hash[..hash.len().min(12)])
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
+    pub fn new(runner: R, versions: V, settings: AgentSettings) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("a reqwest client with rustls builds");
+        let (events, _) = tokio::sync::broadcast::channel(64);
+        AgentManager { runner, versions, settings, http, rollout: Mutex::new(()), events }
+    }
+
+    pub fn runner(&self) -> &R {
+        &self.runner
+    }
+
+    pub fn versions(&self) -> &V {
+        &self.versions
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AgentEvent> {
+        self.events.subscribe()
+    }
+
+    /// Watches the runner for crash loops and answers each with the fallback
+    /// config (seed: `RepairController.auto_apply_fallback_config`), until the
+    /// runner's event stream ends.
+    pub async fn guard_crash_loops(
+        &self,
+        mut runner_events: tokio::sync::broadcast::Receiver<crate::runner::RunnerEvent>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match runner_events.recv().await {
+                Ok(crate::runner::RunnerEvent::CrashLoop { crashes, .. }) => {
+                    match self.fall_back(crashes).await {
+                        Ok(event) => {
+                            let _ = self.events.send(event);
+                        }
+                        Err(err) => tracing::error!(error = %err, "fallback failed"),
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// The collector crash-loops on what it runs: mark that failed, write the
+    /// last good version (else the minimal fallback) and restart on it.
+    async fn fall_back(&self, crashes: usize) -> Result<AgentEvent, AgentError> {
+        let _rollout = self.rollout.lock().await;
+        let failing =
+            std::fs::read_to_string(&self.settings.config_path).ok().map(|y| content_hash(&y));
+        if let Some(hash) = &failing
+            && self.versions.get(hash).await?.is_some()
+        {
+            self.versions
+                .mark_failed(hash, &format!("crash loop: {crashes} exits"), now_ms())
+                .await?;
+        }
+        let target = match self.versions.last_good(failing.as_deref()).await? {
+            Some(version) => Some(version.yaml),
+            None => self.settings.fallback.clone(),
+        };
+        let Some(yaml) = target else {
+            return Ok(AgentEvent::CrashLoop {
+                crashes,
+                failed: failing.map(|h| short(&h)),
+                restored: None,
+            });
+        };
+        let hash = content_hash(&yaml);
+        self.versions.record(&hash, &yaml, "fallback after a crash loop", now_ms()).await?;
+        write_atomic(&self.settings.config_path, yaml.as_bytes()).map_err(|source| {
+            AgentError::Write { path: self.settings.config_path.clone(), source }
+        })?;
+        self.runner.restart().await?;
+        let endpoints = Endpoints::from_yaml(&yaml)?;
+        self.verify(&endpoints, &short(&hash))
+            .await
+            .map_err(|reason| AgentError::RollbackFailed { version: short(&hash), reason })?;
+        self.versions.mark_applied(&hash, now_ms()).await?;
+        tracing::warn!(version = %short(&hash), "crash loop: fallback config applied");
+        Ok(AgentEvent::CrashLoop {
+            crashes,
+            failed: failing.map(|h| short(&h)),
+            restored: Some(short(&hash)),
+        })
+    }
+
+    /// Rolls `yaml` out to this node; `reason` says why it was made.
+    pub async fn apply(&self, yaml: &str, reason: &str) -> Result<Outcome, AgentError> {
+        let _rollout = self.rollout.lock().await;
+        let hash = content_hash(yaml);
+        let version = short(&hash);
+        let on_disk = std::fs::read_to_string(&self.settings.config_path).ok();
+        let applied = self.versions.applied().await?;
+        if on_disk.as_deref() == Some(yaml) && applied.as_ref().is_some_and(|a| a.hash == hash) {
+            return Ok(Outcome::Unchanged { version });
+        }
+        self.versions.record(&hash, yaml, reason, now_ms()).await?;
+
+        if let Err(reason) = self.preflight(yaml).await {
+            self.versions.mark_failed(&hash, &reason, now_ms()).await?;
+            return Ok(Outcome::Refused { version, reason });
+        }
+        if self.settings.canary {
+            let binary = self.settings.binary.clone();
+            match canary_reload(&binary, yaml, self.settings.canary_timeout).await {
+                CanaryVerdict::Passed { took } => tracing::info!(%version, ?took, "canary passed"),
+                CanaryVerdict::Skipped => {
+                    tracing::info!(%version, "no logs pipeline: canary skipped")
+                }
+                CanaryVerdict::Failed { reason } => {
+                    self.versions
+                        .mark_failed(&hash, &format!("canary: {reason}"), now_ms())
+                        .await?;
+                    return Ok(Outcome::CanaryFailed { version, reason });
+                }
+            }
+        }
+
+        let previous = on_disk;
+        match self.push_and_verify(yaml, &version).await {
+            Ok(()) => {
+                self.versions.mark_applied(&hash, now_ms()).await?;
+                tracing::info!(%version, "applied");
+                Ok(Outcome::Applied { version })
+            }
+            Err(reason) => {
+                tracing::error!(%version, %reason, "verification failed; rolling back");
+                self.versions.mark_failed(&hash, &reason, now_ms()).await?;
+                let restored = self.rollback_config(previous.as_deref(), &hash).await?;
+                Ok(Outcome::RolledBack { version, reason, restored })
+            }
+        }
+    }
+
+    /// Static checks, then the node's own binary (seed: `validate_config`).
+    async fn preflight(&self, yaml: &str) -> Result<(), String> {
+        let problems = static_check(yaml);
+        if !problems.is_empty() {
+            return Err(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+        }
+        let dir =
+            self.settings.config_path.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
+        let binary = self.settings.binary.clone();
+        let yaml = yaml.to_owned();
+        // Validating runs a process; keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let candidate = tempfile::Builder::new()
+                .prefix(".candidate-")
+                .suffix(".yaml")
+                .tempfile_in(&dir)
+                .or_else(|_| tempfile::NamedTempFile::new())
+                .map_err(|e| format!("cannot write the candidate: {e}"))?;
+            std::fs::write(candidate.path(), &yaml)
+                .map_err(|e| format!("cannot write the candidate: {e}"))?;
+            match otelcol_validate(&binary, candidate.path(), &Default::default()) {
+                Ok(()) => Ok(()),
+                Err(ValidateError::Refused(refusal)) => Err(refusal.message),
+                Err(other) => Err(other.to_string()),
+            }
+        })
+        .await
+        .map_err(|e| format!("validation task: {e}"))?
+    }
+
+    /// The seed's `push_config_to_collector` + `reload_collector` +
+    /// `verify_reload`.
+    async fn push_and_verify(&self, yaml: &str, version: &str) -> Result<(), String> {
+        let endpoints = Endpoints::from_yaml(yaml).map_err(|e| e.to_string())?;
+        write_atomic(&self.settings.config_path, yaml.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", self.settings.config_path.display()))?;
+        self.runner.reload().await.map_err(|e| format!("reload: {e}"))?;
+        self.verify(&endpoints, version).await
+    }
+
+    async fn verify(&self, endpoints: &Endpoints, version: &str) -> Result<(), String> {
+        verify_reload(
+            &self.http,
+            endpoints,
+            || self.runner.pid().is_some(),
+            self.settings.verify_timeout,
+            self.settings.settle,
+            version,
+        )
+        .await
+    }
+
+    /// The seed's `rollback_config`: writes back what ran before (the file
+    /// that was on disk, else the last good version in the history), restarts
+    /// the collector on it (a SIGHUP with a bad file may have killed it) and
+    /// verifies it. Returns the version restored, if any.
+    async fn rollback_config(
+        &self,
+        previous: Option<&str>,
+        failed: &str,
+    ) -> Result<Option<String>, AgentError> {
+        let target = match previous {
+            Some(yaml) => Some(yaml.to_owned()),
+            None => self.versions.last_good(Some(failed)).await?.map(|v| v.yaml),
+        };
+        let Some(yaml) = target else {
+            tracing::error!("nothing to roll back to");
+            return Ok(None);
+        };
+        let hash = content_hash(&yaml);
+        write_atomic(&self.settings.config_path, yaml.as_bytes()).map_err(|source| {
+            AgentError::Write { path: self.settings.config_path.clone(), source }
+        })?;
+        self.runner.restart().await?;
+        let endpoints = Endpoints::from_yaml(&yaml)?;
+        match self.verify(&endpoints, &short(&hash)).await {
+            Ok(()) => {
+                if self.versions.get(&hash).await?.is_some() {
+                    self.versions.mark_applied(&hash, now_ms()).await?;
+                }
+                Ok(Some(short(&hash)))
+            }
+            Err(reason) => Err(AgentError::RollbackFailed { version: short(&hash), reason }),
+        }
+    }
+
+    /// Rolls back on request (`steward config rollback [VERSION]`): to
+    /// `version`, or to the last good version before the applied one.
+    pub async fn rollback(&self, version: Option<&str>) -> Result<Outcome, AgentError> {
+        let target: Option<ConfigVersion> = match version {
+            Some(v) => Some(
+                self.versions
+                    .get(v)
+                    .await?
+                    .ok_or_else(|| AgentError::UnknownVersion(v.to_owned()))?,
+            ),
+            None => {
+                let applied = self.versions.applied().await?;
+                self.versions.last_good(applied.as_ref().map(|a| a.hash.as_str())).await?
+            }
+        };
+        let target =
+            target.ok_or_else(|| AgentError::UnknownVersion("(no earlier good version)".into()))?;
+        self.apply(&target.yaml, &format!("rollback to {}", short(&target.hash))).await
+    }
+}
