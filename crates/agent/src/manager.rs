@@ -271,15 +271,32 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
         let endpoints = Endpoints::from_yaml(yaml).map_err(|e| e.to_string())?;
         write_atomic(&self.settings.config_path, yaml.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", self.settings.config_path.display()))?;
+        let before = self.runner.pid();
         self.runner.reload().await.map_err(|e| format!("reload: {e}"))?;
-        self.verify(&endpoints, version).await
+        // A SIGHUP reload keeps the process. Another PID (or none) means it
+        // exited on the new file; restarts would load the same file again,
+        // so verification fails now instead of after `verify_timeout`.
+        let Some(reloaded) = before.or_else(|| self.runner.pid()) else {
+            return Err(crate::verify::EXITED.to_owned());
+        };
+        self.verify_while(&endpoints, version, || self.runner.pid() == Some(reloaded)).await
     }
 
+    /// Verifies a collector that was just (re)started.
     async fn verify(&self, endpoints: &Endpoints, version: &str) -> Result<(), String> {
+        self.verify_while(endpoints, version, || self.runner.pid().is_some()).await
+    }
+
+    async fn verify_while(
+        &self,
+        endpoints: &Endpoints,
+        version: &str,
+        alive: impl Fn() -> bool,
+    ) -> Result<(), String> {
         verify_reload(
             &self.http,
             endpoints,
-            || self.runner.pid().is_some(),
+            alive,
             self.settings.verify_timeout,
             self.settings.settle,
             version,

@@ -99,6 +99,8 @@ pub struct Supervised {
     /// Set before a deliberate stop, so the exit is not counted as a crash.
     expected_exit: Arc<AtomicBool>,
     started: Arc<Notify>,
+    /// Cuts a crash backoff short: the file changed, so waiting cannot help.
+    wake: Arc<Notify>,
     events: broadcast::Sender<RunnerEvent>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -110,14 +112,16 @@ impl Supervised {
         let pid = Arc::new(AtomicU32::new(0));
         let expected_exit = Arc::new(AtomicBool::new(false));
         let started = Arc::new(Notify::new());
+        let wake = Arc::new(Notify::new());
         let task = tokio::spawn(supervise(
             settings,
             Arc::clone(&pid),
             Arc::clone(&expected_exit),
             Arc::clone(&started),
+            Arc::clone(&wake),
             events.clone(),
         ));
-        Supervised { pid, expected_exit, started, events, task }
+        Supervised { pid, expected_exit, started, wake, events, task }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<RunnerEvent> {
@@ -155,6 +159,7 @@ async fn supervise(
     pid_slot: Arc<AtomicU32>,
     expected_exit: Arc<AtomicBool>,
     started: Arc<Notify>,
+    wake: Arc<Notify>,
     events: broadcast::Sender<RunnerEvent>,
 ) {
     let mut backoff = settings.backoff_min;
@@ -209,7 +214,10 @@ async fn supervise(
             });
             crashes.clear();
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = wake.notified() => tracing::info!("restart requested: backoff cut short"),
+        }
         backoff = (backoff * 2).min(settings.backoff_max);
     }
 }
@@ -222,11 +230,23 @@ impl CollectorRunner for Supervised {
 
     async fn restart(&self) -> Result<(), AgentError> {
         let Some(pid) = self.pid() else {
-            // Not running: the supervisor is already bringing it back.
+            // Not running: the supervisor is waiting out a crash backoff (up
+            // to `backoff_max`). The file has changed since, so start now.
+            self.wake.notify_one();
             return self.running(Duration::from_secs(30)).await.map(drop);
         };
         self.expected_exit.store(true, Ordering::SeqCst);
-        signal(pid, libc::SIGTERM)?;
+        match signal(pid, libc::SIGTERM) {
+            Ok(()) => {}
+            // It exited on its own since `pid()` (a crash loop): the
+            // supervisor brings it back, now rather than after the backoff.
+            Err(AgentError::Signal { source, .. })
+                if source.raw_os_error() == Some(libc::ESRCH) =>
+            {
+                self.wake.notify_one();
+            }
+            Err(err) => return Err(err),
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if self.pid().is_some_and(|new| new != pid) {

@@ -34,6 +34,15 @@ pub fn sum_metric(text: &str, name: &str, want: LabelFilter<'_>) -> Result<f64, 
     Ok(sum)
 }
 
+/// The `service.instance.id` of the collector service that served `text`
+/// (from `target_info`). A SIGHUP reload starts a new service instance with
+/// a new id, and its counters start again at zero.
+pub fn instance_id(text: &str) -> Option<&str> {
+    let line = text.lines().map(str::trim).find(|l| l.starts_with("target_info{"))?;
+    let (_, rest) = line.split_once("service_instance_id=\"")?;
+    rest.split_once('"').map(|(id, _)| id)
+}
+
 /// Fetches the metrics text at `url`, with a timeout.
 pub async fn scrape(http: &reqwest::Client, url: &str) -> Result<String, String> {
     let response = http
@@ -63,5 +72,13 @@ mod tests {
         assert_eq!(sum_metric(text, name, &[("receiver", "file_log/steward_canary")]), Ok(3.0));
         assert_eq!(sum_metric(text, "absent", &[]), Ok(0.0));
         assert!(sum_metric("m{a=\"1\"} x\n", "m", &[]).is_err());
+    }
+
+    #[test]
+    fn instance_id_comes_from_target_info() {
+        let text = "# TYPE target_info gauge\n\
+            target_info{service_instance_id=\"85f2caf9-3d04\",service_name=\"otelcol-steward\"} 1\n";
+        assert_eq!(super::instance_id(text), Some("85f2caf9-3d04"));
+        assert_eq!(super::instance_id("otelcol_process_uptime 3\n"), None);
     }
 }

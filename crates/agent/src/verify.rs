@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::AgentError;
-use crate::telemetry::{scrape, sum_metric};
+use crate::telemetry::{instance_id, scrape, sum_metric};
 
 /// Where a config says its collector can be asked how it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,18 +97,40 @@ async fn health_ok(http: &reqwest::Client, url: &str) -> Result<(), String> {
     }
 }
 
-async fn canary_accepted(http: &reqwest::Client, url: &str) -> Result<f64, String> {
+/// Lines the canary receiver accepted, and the service instance that counted
+/// them (each reload starts a new one, counting from zero).
+async fn canary_accepted(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(f64, Option<String>), String> {
     let text = scrape(http, url).await?;
-    sum_metric(&text, "otelcol_receiver_accepted_log_records", &[("receiver", CANARY_RECEIVER)])
+    let accepted = sum_metric(
+        &text,
+        "otelcol_receiver_accepted_log_records",
+        &[("receiver", CANARY_RECEIVER)],
+    )?;
+    Ok((accepted, instance_id(&text).map(str::to_owned)))
 }
 
-/// Polls `probe` every 50 ms until it succeeds or `deadline` passes.
-async fn until<T, F, Fut>(deadline: Instant, mut probe: F) -> Result<T, String>
+/// Why verification stops at once: the process under test is gone, and a
+/// restart of it would only load the same file again.
+pub const EXITED: &str = "the collector exited during verification";
+
+/// Polls `probe` every 50 ms until it succeeds or `deadline` passes; fails
+/// at once when `alive` says the collector no longer runs.
+async fn until<T, F, Fut>(
+    deadline: Instant,
+    alive: &impl Fn() -> bool,
+    mut probe: F,
+) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
 {
     loop {
+        if !alive() {
+            return Err(EXITED.to_owned());
+        }
         match probe().await {
             Ok(value) => return Ok(value),
             Err(last) if Instant::now() >= deadline => return Err(last),
@@ -117,8 +139,9 @@ where
     }
 }
 
-/// Verifies a freshly reloaded collector: `alive` says whether its process
-/// still runs. Returns the reason on failure.
+/// Verifies a freshly reloaded collector: `alive` says whether the process
+/// being verified still runs; once it says no, verification fails at once.
+/// Returns the reason on failure.
 pub async fn verify_reload(
     http: &reqwest::Client,
     endpoints: &Endpoints,
@@ -128,20 +151,27 @@ pub async fn verify_reload(
     version: &str,
 ) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
-    until(deadline, || async {
-        if !alive() {
-            return Err("the collector is not running".to_owned());
-        }
-        health_ok(http, &endpoints.health).await
-    })
-    .await?;
+    until(deadline, &alive, || health_ok(http, &endpoints.health)).await?;
     if let Some(canary) = &endpoints.canary {
-        let before = until(deadline, || canary_accepted(http, &endpoints.metrics)).await?;
+        // Right after a SIGHUP the service that is shutting down may still
+        // answer; a count it gave is no baseline for its successor.
+        let (before, counted_by) =
+            until(deadline, &alive, || canary_accepted(http, &endpoints.metrics)).await?;
         write_marker(canary, &marker(version))
             .map_err(|e| format!("cannot write the canary file {}: {e}", canary.display()))?;
-        until(deadline, || async {
-            let now = canary_accepted(http, &endpoints.metrics).await?;
-            if now > before {
+        until(deadline, &alive, || async {
+            let (now, instance) = canary_accepted(http, &endpoints.metrics).await?;
+            let baseline = if instance == counted_by {
+                before
+            } else {
+                tracing::debug!(
+                    ?counted_by,
+                    ?instance,
+                    "a new service instance: counting from zero"
+                );
+                0.0
+            };
+            if now > baseline {
                 Ok(())
             } else {
                 Err(format!("the canary receiver accepted no new line ({now} so far)"))

@@ -1,5 +1,6 @@
 //! Integration tests of the `steward` binary: its exit codes, and its
 //! commands against real parts (the Docker Engine, real files, SQLite).
+mod agent;
 mod cli;
 mod config;
 mod sources;
