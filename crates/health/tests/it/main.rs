@@ -1,0 +1,3 @@
+mod alerts;
+mod backend;
+mod checks;
