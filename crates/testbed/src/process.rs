@@ -182,6 +182,12 @@ impl Process {
         }
     }
 
+    /// Hands the temp dir over (to a restarted part); this handle then
+    /// removes nothing on drop.
+    pub fn take_dir(&mut self) -> Option<TempDir> {
+        self.dir.take()
+    }
+
     /// Removes the temp dir on drop even though the part failed to become
     /// ready: for failures the caller has understood and handled.
     pub fn discard_dir_on_drop(&mut self) {

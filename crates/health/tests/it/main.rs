@@ -1,3 +1,4 @@
 mod alerts;
 mod backend;
 mod checks;
+mod outage;

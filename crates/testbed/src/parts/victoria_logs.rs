@@ -11,6 +11,7 @@ use crate::{Error, Process, Result, Testbed, free_port};
 #[derive(Debug)]
 pub struct VictoriaLogs {
     process: Process,
+    bin: std::path::PathBuf,
     port: u16,
     http: reqwest::Client,
 }
@@ -20,14 +21,40 @@ impl VictoriaLogs {
         let bin = tb.bin("victoria-logs")?;
         let dir = Process::temp_dir("victoria-logs")?;
         let port = free_port();
+        let http = http_client();
+        let process = Self::launch(&bin, port, dir, &http).await?;
+        Ok(VictoriaLogs { process, bin, port, http })
+    }
+
+    async fn launch(
+        bin: &std::path::Path,
+        port: u16,
+        dir: tempfile::TempDir,
+        http: &reqwest::Client,
+    ) -> Result<Process> {
         let mut cmd = Command::new(bin);
         cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
             .arg(format!("-storageDataPath={}", dir.path().join("data").display()));
         let mut process = Process::spawn("victoria-logs", cmd, dir)?;
-        let http = http_client();
         let health = format!("http://127.0.0.1:{port}/health");
-        process.wait_ready(READY_TIMEOUT, || probe_http_ok(&http, &health)).await?;
-        Ok(VictoriaLogs { process, port, http })
+        process.wait_ready(READY_TIMEOUT, || probe_http_ok(http, &health)).await?;
+        Ok(process)
+    }
+
+    /// Stops the store (an outage); its data stays for [`VictoriaLogs::restart`].
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts the store again on the same port and data.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.process.stop();
+        let dir = self.process.take_dir().ok_or_else(|| Error::Unexpected {
+            what: "restarting VictoriaLogs".into(),
+            detail: "its data dir is gone".into(),
+        })?;
+        self.process = Self::launch(&self.bin, self.port, dir, &self.http).await?;
+        Ok(())
     }
 
     pub fn base_url(&self) -> String {
