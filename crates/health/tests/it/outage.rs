@@ -152,3 +152,90 @@ async fn a_store_outage_alerts_resolves_and_loses_no_line() {
     eprintln!("end-to-end probe latencies (ms): {latencies:?}");
     drop(collector);
 }
+
+/// An exporter that cannot deliver (its endpoint refuses connections) with a
+/// small persistent queue: as canary lines pile up, the queue fills and the
+/// real Alertmanager lists a backpressure alert naming the exporter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_exporter_queue_fires_a_backpressure_alert() {
+    let tb = Testbed::locate().expect("test bench installed");
+    let store = VictoriaLogs::start(&tb).await.expect("VictoriaLogs starts");
+    let alertmanager = AlertmanagerPart::start(&tb).await.expect("Alertmanager starts");
+    let closed = free_port();
+    let (health, telemetry) = (free_port(), free_port());
+    let mut rendered = None;
+    let _collector = Collector::start(&tb, health, |dir| {
+        let settings = PipelineSettings {
+            storage_dir: dir.join("storage").display().to_string(),
+            canary_path: dir.join("canary/canary.log").display().to_string(),
+            health_check: format!("127.0.0.1:{health}"),
+            telemetry: format!("127.0.0.1:{telemetry}"),
+            fsync: false,
+            logs: LogsSettings {
+                exporter: LogsExporter::OtlpHttp(OtlpHttp {
+                    logs_endpoint: Some(format!(
+                        "http://127.0.0.1:{closed}/insert/opentelemetry/v1/logs"
+                    )),
+                    common: steward_config::settings::ExporterCommon {
+                        queue_size: 5,
+                        ..Default::default()
+                    },
+                    ..OtlpHttp::default()
+                }),
+            },
+            ..PipelineSettings::default()
+        };
+        let yaml = generate_config(&[], &settings).expect("config builds").yaml;
+        rendered = Some(yaml.clone());
+        yaml
+    })
+    .await
+    .expect("collector starts");
+    let endpoints =
+        Endpoints::from_yaml(rendered.as_deref().expect("rendered")).expect("endpoints");
+    let canary = endpoints.canary.clone().expect("a canary file");
+
+    let mut settings = MonitorSettings::new("node-2");
+    // The probe cannot succeed with a dead exporter; keep each round short.
+    settings.e2e_timeout = Duration::from_millis(500);
+    let mut monitor = HealthMonitor::new(
+        endpoints,
+        VictoriaLogsBackend::new(store.base_url()),
+        Alertmanager::new(alertmanager.base_url()).expect("sink"),
+        settings,
+    );
+    let started = Instant::now();
+    let mut line = 0;
+    let names = loop {
+        // Each batch the batch processor flushes is one queue entry.
+        for _ in 0..3 {
+            line += 1;
+            steward_agent::verify::write_marker(&canary, &format!("filler {line}")).expect("write");
+        }
+        monitor.run_once(true).await.expect("alerts are delivered");
+        let names = alert_names(&alertmanager.alerts().await.expect("Alertmanager answers"));
+        if names.iter().any(|n| n == "StewardCollectorQueueBackpressure") {
+            break names;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no backpressure alert; {names:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let alerts = alertmanager.alerts().await.expect("Alertmanager answers");
+    let evidence = alerts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| {
+            a.pointer("/labels/alertname").and_then(|n| n.as_str())
+                == Some("StewardCollectorQueueBackpressure")
+        })
+        .and_then(|a| {
+            a.pointer("/annotations/evidence").and_then(|e| e.as_str()).map(str::to_owned)
+        })
+        .unwrap_or_default();
+    assert!(evidence.contains("otlp_http/logs"), "the evidence names the exporter: {evidence}");
+    eprintln!(
+        "backpressure alert after {:?} and {line} lines: {names:?}; {evidence}",
+        started.elapsed()
+    );
+}
