@@ -401,3 +401,91 @@ pub async fn config_history(
     }
     Ok(())
 }
+
+/// Runs every check once, without sending alerts, and prints the verdicts.
+pub async fn status(settings: &Settings, output: Output) -> Result<(), Failure> {
+    use steward_health::backend::{Loki, VictoriaLogs};
+    use steward_health::checks::{self, Status};
+
+    let path = &settings.agent.config_path;
+    let yaml = std::fs::read_to_string(path).map_err(|err| {
+        Failure::Usage(format!("cannot read the collector config {}: {err}", path.display()))
+    })?;
+    let endpoints = steward_agent::verify::Endpoints::from_yaml(&yaml)
+        .map_err(|err| Failure::Usage(err.to_string()))?;
+    let pid_alive = std::fs::read_to_string(&settings.agent.pid_file)
+        .ok()
+        .and_then(|pid| pid.trim().parse::<i32>().ok())
+        // SAFETY: signal 0 only checks that the process exists.
+        .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0)
+        || settings.agent.mode == crate::settings::AgentMode::Supervise;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .context("building an HTTP client")?;
+    let timeout = std::time::Duration::from_secs(settings.health.e2e_timeout_secs);
+    let mut results = vec![
+        checks::collector_health(&http, &endpoints, pid_alive).await,
+        checks::check_collector_queue_backpressure(
+            &http,
+            &endpoints.metrics,
+            checks::QUEUE_THRESHOLD,
+        )
+        .await,
+    ];
+    match &settings.health.backend {
+        Some(crate::settings::BackendSection::VictoriaLogs(url)) => {
+            let backend = VictoriaLogs::new(url.clone());
+            results.push(
+                checks::check_loki_push_errors(&http, &endpoints.metrics, &backend, None).await.0,
+            );
+            if let Some(canary) = &endpoints.canary {
+                results.push(checks::check_end_to_end_sample_log(&backend, canary, timeout).await);
+            }
+        }
+        Some(crate::settings::BackendSection::Loki { url, tenant, bearer_env }) => {
+            let mut backend = Loki::new(url.clone());
+            if let Some(tenant) = tenant {
+                backend = backend.with_tenant(tenant.clone());
+            }
+            if let Some(variable) = bearer_env {
+                backend = backend.with_bearer_env(variable.clone());
+            }
+            results.push(
+                checks::check_loki_push_errors(&http, &endpoints.metrics, &backend, None).await.0,
+            );
+            if let Some(canary) = &endpoints.canary {
+                results.push(checks::check_end_to_end_sample_log(&backend, canary, timeout).await);
+            }
+        }
+        None => tracing::info!("no health.backend in steward.yaml: no end-to-end probe"),
+    }
+    let failed = results.iter().any(|r| r.status == Status::Failed);
+    match output {
+        Output::Json => {
+            let json: Vec<serde_json::Value> = results
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "check": r.name, "status": format!("{:?}", r.status).to_lowercase(),
+                        "evidence": r.evidence, "value": r.value, "observed_ms": r.observed_ms,
+                    })
+                })
+                .collect();
+            print_json(&json)?;
+        }
+        Output::Table => {
+            let mut table = table(&["CHECK", "STATUS", "VALUE", "EVIDENCE"]);
+            for r in &results {
+                table.add_row(vec![
+                    r.name.to_owned(),
+                    format!("{:?}", r.status).to_lowercase(),
+                    r.value.map(|v| format!("{v:.2}")).unwrap_or_default(),
+                    r.evidence.clone(),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+    if failed { Err(Failure::Negative) } else { Ok(()) }
+}

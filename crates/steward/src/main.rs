@@ -44,6 +44,14 @@ enum Command {
         #[command(subcommand)]
         command: SourcesCommand,
     },
+    /// How this node's pipeline is doing: the collector's health, its
+    /// queues, push errors and the store's readiness, and an end-to-end probe
+    /// (a marker line written to the canary file and found in the store).
+    /// Exit 1 if any check failed.
+    Status {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// The collector config: build it, validate it, compare two.
     Config {
         #[command(subcommand)]
@@ -183,6 +191,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sources { command: SourcesCommand::Sync } => {
             commands::sources_sync(&settings).await
         }
+        Command::Status { output } => commands::status(&settings, output).await,
         Command::Config { command: ConfigCommand::Build { sources } } => {
             commands::config_build(&settings, &sources)
         }

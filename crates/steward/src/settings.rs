@@ -26,6 +26,38 @@ pub struct Settings {
     pub collector: steward_config::PipelineSettings,
     /// How configs reach the node's collector.
     pub agent: AgentSection,
+    /// Where the end-to-end probe looks for its marker lines.
+    pub health: HealthSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSection {
+    /// The log store's query API; unset: no end-to-end probe.
+    pub backend: Option<BackendSection>,
+    /// How long the end-to-end probe waits for its marker.
+    pub e2e_timeout_secs: u64,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection { backend: None, e2e_timeout_secs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BackendSection {
+    /// Loki's base URL (`query_range`, `/ready`).
+    Loki {
+        url: String,
+        #[serde(default)]
+        tenant: Option<String>,
+        #[serde(default)]
+        bearer_env: Option<String>,
+    },
+    /// VictoriaLogs' base URL (LogsQL, `/health`).
+    VictoriaLogs(String),
 }
 
 /// How the node's collector runs and how a rollout is checked.
@@ -88,6 +120,7 @@ impl Default for Settings {
             registry: steward_registry::Settings::default(),
             collector: steward_config::PipelineSettings::default(),
             agent: AgentSection::default(),
+            health: HealthSection::default(),
         }
     }
 }

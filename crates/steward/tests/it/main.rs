@@ -4,3 +4,4 @@ mod agent;
 mod cli;
 mod config;
 mod sources;
+mod status;
