@@ -77,6 +77,15 @@ pub enum AgentEvent {
     CrashLoop { crashes: usize, failed: Option<String>, restored: Option<String> },
 }
 
+/// What `auto_apply_fallback_config` replaced, and with what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FellBack {
+    /// The version that was running and failing, if it was in the history.
+    pub failed: Option<String>,
+    /// The version now running; `None` when there was nothing to fall back to.
+    pub restored: Option<String>,
+}
+
 pub struct AgentManager<R, V> {
     runner: R,
     versions: V,
@@ -131,8 +140,10 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
         loop {
             match runner_events.recv().await {
                 Ok(crate::runner::RunnerEvent::CrashLoop { crashes, .. }) => {
-                    match self.fall_back(crashes).await {
-                        Ok(event) => {
+                    let why = format!("crash loop: {crashes} exits");
+                    match self.auto_apply_fallback_config(&why).await {
+                        Ok(FellBack { failed, restored }) => {
+                            let event = AgentEvent::CrashLoop { crashes, failed, restored };
                             let _ = self.events.send(event);
                         }
                         Err(err) => tracing::error!(error = %err, "fallback failed"),
@@ -144,32 +155,27 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
         }
     }
 
-    /// The collector crash-loops on what it runs: mark that failed, write the
-    /// last good version (else the minimal fallback) and restart on it.
-    async fn fall_back(&self, crashes: usize) -> Result<AgentEvent, AgentError> {
+    /// The seed's `auto_apply_fallback_config`: what the collector runs is
+    /// failing (`why`): mark it failed, write the last good version (else the
+    /// minimal fallback) and restart on it.
+    pub async fn auto_apply_fallback_config(&self, why: &str) -> Result<FellBack, AgentError> {
         let _rollout = self.rollout.lock().await;
         let failing =
             std::fs::read_to_string(&self.settings.config_path).ok().map(|y| content_hash(&y));
         if let Some(hash) = &failing
             && self.versions.get(hash).await?.is_some()
         {
-            self.versions
-                .mark_failed(hash, &format!("crash loop: {crashes} exits"), now_ms())
-                .await?;
+            self.versions.mark_failed(hash, why, now_ms()).await?;
         }
         let target = match self.versions.last_good(failing.as_deref()).await? {
             Some(version) => Some(version.yaml),
             None => self.settings.fallback.clone(),
         };
         let Some(yaml) = target else {
-            return Ok(AgentEvent::CrashLoop {
-                crashes,
-                failed: failing.map(|h| short(&h)),
-                restored: None,
-            });
+            return Ok(FellBack { failed: failing.map(|h| short(&h)), restored: None });
         };
         let hash = content_hash(&yaml);
-        self.versions.record(&hash, &yaml, "fallback after a crash loop", now_ms()).await?;
+        self.versions.record(&hash, &yaml, &format!("fallback: {why}"), now_ms()).await?;
         write_atomic(&self.settings.config_path, yaml.as_bytes()).map_err(|source| {
             AgentError::Write { path: self.settings.config_path.clone(), source }
         })?;
@@ -179,12 +185,8 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
             .await
             .map_err(|reason| AgentError::RollbackFailed { version: short(&hash), reason })?;
         self.versions.mark_applied(&hash, now_ms()).await?;
-        tracing::warn!(version = %short(&hash), "crash loop: fallback config applied");
-        Ok(AgentEvent::CrashLoop {
-            crashes,
-            failed: failing.map(|h| short(&h)),
-            restored: Some(short(&hash)),
-        })
+        tracing::warn!(version = %short(&hash), %why, "fallback config applied");
+        Ok(FellBack { failed: failing.map(|h| short(&h)), restored: Some(short(&hash)) })
     }
 
     /// Rolls `yaml` out to this node; `reason` says why it was made.

@@ -47,6 +47,9 @@ pub trait CollectorRunner: Send + Sync {
     fn pid(&self) -> Option<u32>;
 }
 
+/// How long a collector gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 fn signal(pid: u32, sig: libc::c_int) -> Result<(), AgentError> {
     // SAFETY: kill(2) has no memory-safety preconditions.
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
@@ -247,10 +250,18 @@ impl CollectorRunner for Supervised {
             }
             Err(err) => return Err(err),
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
+        let started = Instant::now();
+        let mut killed = false;
+        while started.elapsed() < Duration::from_secs(30) {
             if self.pid().is_some_and(|new| new != pid) {
                 return Ok(());
+            }
+            // A hung (or stopped) collector ignores SIGTERM; it must not
+            // stop the repair that is trying to replace it.
+            if !killed && started.elapsed() >= STOP_GRACE && self.pid() == Some(pid) {
+                tracing::warn!(pid, "collector ignored SIGTERM; killing it");
+                let _ = signal(pid, libc::SIGKILL);
+                killed = true;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

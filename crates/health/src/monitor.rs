@@ -91,14 +91,14 @@ impl<B: LogBackend, S: AlertSink> HealthMonitor<B, S> {
     /// are kept either way.
     pub async fn run_once(&mut self, pid_alive: bool) -> Result<Round, AlertError> {
         let metrics = self.endpoints.metrics.clone();
-        let mut results = vec![
-            collector_health(&self.http, &self.endpoints, pid_alive).await,
-            check_collector_queue_backpressure(&self.http, &metrics, self.settings.queue_threshold)
-                .await,
-        ];
-        let (push, counters) =
-            check_loki_push_errors(&self.http, &metrics, &self.backend, self.counters.as_ref())
-                .await;
+        // The checks look at different things; run them side by side, so a
+        // hung collector costs one timeout per round, not one per check.
+        let (health, queues, (push, counters)) = tokio::join!(
+            collector_health(&self.http, &self.endpoints, pid_alive),
+            check_collector_queue_backpressure(&self.http, &metrics, self.settings.queue_threshold),
+            check_loki_push_errors(&self.http, &metrics, &self.backend, self.counters.as_ref()),
+        );
+        let mut results = vec![health, queues];
         if counters.is_some() {
             self.counters = counters;
         }

@@ -2,3 +2,4 @@ mod alerts;
 mod backend;
 mod checks;
 mod outage;
+mod repair;
