@@ -125,6 +125,63 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Carries out `repair` on this node (seed: `RepairController`): a restart
+/// through the runner, the fallback through the agent, a notification
+/// through the alert sink. Returns what was done, in words, or why it failed.
+pub async fn carry_out<R, V, S>(
+    repair: &Repair,
+    agent: &steward_agent::AgentManager<R, V>,
+    sink: &S,
+    node: &str,
+) -> Result<String, String>
+where
+    R: steward_agent::runner::CollectorRunner,
+    V: steward_registry::store::VersionStore,
+    S: crate::alerts::AlertSink,
+{
+    match repair {
+        Repair::RestartFailedComponents { check, attempt } => {
+            agent.runner().restart().await.map_err(|e| format!("restart: {e}"))?;
+            Ok(format!("restarted the collector ({check} failing; attempt {attempt})"))
+        }
+        Repair::AutoApplyFallbackConfig { check } => {
+            let fell_back = agent
+                .auto_apply_fallback_config(&format!("{check} kept failing after restarts"))
+                .await
+                .map_err(|e| format!("fallback: {e}"))?;
+            match fell_back.restored {
+                Some(version) => Ok(format!("fallback {version} applied ({check} failing)")),
+                None => Err("no good version and no fallback config to fall back to".into()),
+            }
+        }
+        Repair::NotifyOnPersistentFailure { check, failing_for } => {
+            let now = std::time::SystemTime::now();
+            let alert = crate::alerts::Alert {
+                labels: [
+                    ("alertname", "StewardPersistentFailure".to_owned()),
+                    ("severity", "critical".to_owned()),
+                    ("node", node.to_owned()),
+                    ("check", check.clone()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+                annotations: [(
+                    "summary".to_owned(),
+                    format!("{check} has failed for {failing_for:?} despite repairs"),
+                )]
+                .into(),
+                starts_at: now.checked_sub(*failing_for).unwrap_or(now),
+                ends_at: now + std::time::Duration::from_secs(600),
+            };
+            sink.send(&[crate::alerts::Notification::Firing { alert }])
+                .await
+                .map_err(|e| format!("notify: {e}"))?;
+            Ok(format!("notified: {check} failing for {failing_for:?}"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,62 +247,5 @@ mod tests {
             again,
             vec![Repair::RestartFailedComponents { check: "collector_health".into(), attempt: 1 }]
         );
-    }
-}
-
-/// Carries out `repair` on this node (seed: `RepairController`): a restart
-/// through the runner, the fallback through the agent, a notification
-/// through the alert sink. Returns what was done, in words, or why it failed.
-pub async fn carry_out<R, V, S>(
-    repair: &Repair,
-    agent: &steward_agent::AgentManager<R, V>,
-    sink: &S,
-    node: &str,
-) -> Result<String, String>
-where
-    R: steward_agent::runner::CollectorRunner,
-    V: steward_registry::store::VersionStore,
-    S: crate::alerts::AlertSink,
-{
-    match repair {
-        Repair::RestartFailedComponents { check, attempt } => {
-            agent.runner().restart().await.map_err(|e| format!("restart: {e}"))?;
-            Ok(format!("restarted the collector ({check} failing; attempt {attempt})"))
-        }
-        Repair::AutoApplyFallbackConfig { check } => {
-            let fell_back = agent
-                .auto_apply_fallback_config(&format!("{check} kept failing after restarts"))
-                .await
-                .map_err(|e| format!("fallback: {e}"))?;
-            match fell_back.restored {
-                Some(version) => Ok(format!("fallback {version} applied ({check} failing)")),
-                None => Err("no good version and no fallback config to fall back to".into()),
-            }
-        }
-        Repair::NotifyOnPersistentFailure { check, failing_for } => {
-            let now = std::time::SystemTime::now();
-            let alert = crate::alerts::Alert {
-                labels: [
-                    ("alertname", "StewardPersistentFailure".to_owned()),
-                    ("severity", "critical".to_owned()),
-                    ("node", node.to_owned()),
-                    ("check", check.clone()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-                annotations: [(
-                    "summary".to_owned(),
-                    format!("{check} has failed for {failing_for:?} despite repairs"),
-                )]
-                .into(),
-                starts_at: now.checked_sub(*failing_for).unwrap_or(now),
-                ends_at: now + std::time::Duration::from_secs(600),
-            };
-            sink.send(&[crate::alerts::Notification::Firing { alert }])
-                .await
-                .map_err(|e| format!("notify: {e}"))?;
-            Ok(format!("notified: {check} failing for {failing_for:?}"))
-        }
     }
 }
