@@ -182,6 +182,58 @@ where
     }
 }
 
+impl Repair {
+    /// The seed's name for the repair: what the record's `kind` says.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Repair::RestartFailedComponents { .. } => "restart_failed_components",
+            Repair::AutoApplyFallbackConfig { .. } => "auto_apply_fallback_config",
+            Repair::NotifyOnPersistentFailure { .. } => "notify_on_persistent_failure",
+        }
+    }
+
+    pub fn check(&self) -> &str {
+        match self {
+            Repair::RestartFailedComponents { check, .. }
+            | Repair::AutoApplyFallbackConfig { check }
+            | Repair::NotifyOnPersistentFailure { check, .. } => check,
+        }
+    }
+}
+
+/// [`carry_out`], then record what happened in the store's repair log, done
+/// or failed: every repair leaves a durable trace.
+pub async fn carry_out_and_record<R, V, S, L>(
+    repair: &Repair,
+    agent: &steward_agent::AgentManager<R, V>,
+    sink: &S,
+    node: &str,
+    log: &L,
+) -> Result<steward_registry::store::RepairRecord, steward_registry::store::StoreError>
+where
+    R: steward_agent::runner::CollectorRunner,
+    V: steward_registry::store::VersionStore,
+    S: crate::alerts::AlertSink,
+    L: steward_registry::store::RepairLog,
+{
+    use steward_registry::store::{NewRepair, RepairOutcome};
+    let result = carry_out(repair, agent, sink, node).await;
+    let (outcome, detail, error) = match result {
+        Ok(detail) => (RepairOutcome::Done, detail, None),
+        Err(error) => (RepairOutcome::Failed, format!("{repair:?}"), Some(error)),
+    };
+    log.record(NewRepair {
+        at_ms: crate::checks::now_ms(),
+        node: node.to_owned(),
+        kind: repair.kind().to_owned(),
+        check: repair.check().to_owned(),
+        detail,
+        outcome,
+        error,
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,9 @@ use steward_config::settings::{LogsExporter, LogsSettings, OtlpHttp, PipelineSet
 use steward_health::alerts::Alertmanager;
 use steward_health::backend::VictoriaLogs as VictoriaLogsBackend;
 use steward_health::monitor::{HealthMonitor, MonitorSettings};
-use steward_health::repair::{Repair, RepairSettings, carry_out};
+use steward_health::repair::{Repair, RepairSettings, carry_out_and_record};
 use steward_registry::store::SqliteStore;
+use steward_registry::store::{RepairLog, RepairOutcome};
 use steward_testbed::parts::{Alertmanager as AlertmanagerPart, VictoriaLogs};
 use steward_testbed::{Testbed, free_port};
 
@@ -46,6 +47,7 @@ async fn a_hung_collector_is_restarted_by_the_repair_controller() {
     let runner = Supervised::start(SuperviseSettings::new(binary.clone(), config_path.clone()));
     runner.running(Duration::from_secs(30)).await.expect("the collector runs");
     let versions = SqliteStore::open(dir.path().join("steward.db")).await.expect("store");
+    let repair_log = SqliteStore::open(dir.path().join("steward.db")).await.expect("store");
     let mut agent_settings = AgentSettings::new(config_path, binary);
     agent_settings.canary = false;
     agent_settings.settle = Duration::from_millis(300);
@@ -79,7 +81,9 @@ async fn a_hung_collector_is_restarted_by_the_repair_controller() {
             .find(|r| matches!(r, Repair::RestartFailedComponents { .. }))
             .cloned();
         if let Some(repair) = restart {
-            break carry_out(&repair, &agent, &sink, "node-3").await.expect("the restart works");
+            break carry_out_and_record(&repair, &agent, &sink, "node-3", &repair_log)
+                .await
+                .expect("the repair is recorded");
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -87,7 +91,11 @@ async fn a_hung_collector_is_restarted_by_the_repair_controller() {
             round.results
         );
     };
-    eprintln!("repair: {done} after {:?}", started.elapsed());
+    eprintln!("repair: {} after {:?}", done.detail, started.elapsed());
+    assert_eq!(done.outcome, RepairOutcome::Done, "{done:?}");
+    assert_eq!(done.kind, "restart_failed_components");
+    let recent = repair_log.recent(10).await.expect("the repair log reads");
+    assert_eq!(recent.first().map(|r| r.id), Some(done.id), "durable: {recent:?}");
     let new = agent.runner().pid().expect("a new collector runs");
     assert_ne!(new, hung, "the hung process was replaced");
 

@@ -13,11 +13,14 @@ use std::path::{Path, PathBuf};
 use serde::de::{DeserializeOwned, IntoDeserializer, value};
 use steward_discovery::{Labels, Origin, SourceId};
 
-use super::{ConfigVersion, PgStore, SourceStore, SqliteStore, StoreError, VersionStore};
+use super::{
+    ConfigVersion, NewRepair, PgStore, RepairLog, RepairRecord, SourceStore, SqliteStore,
+    StoreError, VersionStore,
+};
 use crate::model::{Change, Drain, LogSource, SourceState};
 
-/// A [`SourceStore`] and [`VersionStore`] over SQLite or PostgreSQL, chosen at
-/// run time.
+/// A [`SourceStore`], [`VersionStore`] and [`RepairLog`] over SQLite or
+/// PostgreSQL, chosen at run time.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     Sqlite(SqliteStore),
@@ -83,8 +86,13 @@ impl VersionStore for AnyStore {
         now_ms: i64,
     ) -> Result<ConfigVersion, StoreError> {
         match self {
-            AnyStore::Sqlite(store) => store.record(hash, yaml, reason, now_ms).await,
-            AnyStore::Postgres(store) => store.record(hash, yaml, reason, now_ms).await,
+            // Qualified: the backends' `RepairLog::record` is in scope too.
+            AnyStore::Sqlite(store) => {
+                VersionStore::record(store, hash, yaml, reason, now_ms).await
+            }
+            AnyStore::Postgres(store) => {
+                VersionStore::record(store, hash, yaml, reason, now_ms).await
+            }
         }
     }
 
@@ -132,6 +140,23 @@ impl VersionStore for AnyStore {
         match self {
             AnyStore::Sqlite(store) => store.last_good(except).await,
             AnyStore::Postgres(store) => store.last_good(except).await,
+        }
+    }
+}
+
+impl RepairLog for AnyStore {
+    async fn record(&self, repair: NewRepair) -> Result<RepairRecord, StoreError> {
+        match self {
+            // Qualified: the backends' `VersionStore::record` is in scope too.
+            AnyStore::Sqlite(store) => RepairLog::record(store, repair).await,
+            AnyStore::Postgres(store) => RepairLog::record(store, repair).await,
+        }
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<RepairRecord>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.recent(limit).await,
+            AnyStore::Postgres(store) => store.recent(limit).await,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Where the registry keeps its sources, and the history of collector config
-//! versions ([`VersionStore`], see `versions.rs`): traits with two
+//! Where the registry keeps its sources, the history of collector config
+//! versions ([`VersionStore`], see `versions.rs`) and the log of repairs
+//! ([`RepairLog`], see `repairs.rs`): traits with two
 //! implementations over sqlx, SQLite (the embedded default, a file in the data
 //! dir) and PostgreSQL (for several Steward replicas).
 //!
@@ -9,6 +10,7 @@
 
 mod any;
 mod postgres;
+mod repairs;
 mod sqlite;
 mod versions;
 
@@ -21,6 +23,7 @@ use crate::model::{Change, LogSource};
 
 pub use any::AnyStore;
 pub use postgres::PgStore;
+pub use repairs::{NewRepair, RepairLog, RepairOutcome, RepairRecord};
 pub use sqlite::SqliteStore;
 pub use versions::{ConfigVersion, VersionStatus, VersionStore};
 
@@ -71,6 +74,8 @@ pub enum StoreError {
     VersionMismatch { hash: String },
     #[error("stored config version {hash} is unreadable: {reason}")]
     CorruptVersion { hash: String, reason: String },
+    #[error("stored repair {id} is unreadable: {reason}")]
+    CorruptRepair { id: i64, reason: String },
     #[error("I/O on {path}")]
     Io {
         path: PathBuf,

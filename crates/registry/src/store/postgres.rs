@@ -14,8 +14,11 @@ use sqlx::postgres::PgPoolOptions;
 use steward_discovery::SourceId;
 
 use super::any::{SourceRow, redact_url};
+use super::repairs::{self, RepairRow};
 use super::versions::{self, VersionRow};
-use super::{ConfigVersion, SourceStore, StoreError, VersionStore};
+use super::{
+    ConfigVersion, NewRepair, RepairLog, RepairRecord, SourceStore, StoreError, VersionStore,
+};
 use crate::model::{Change, LogSource};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -304,5 +307,44 @@ impl VersionStore for PgStore {
                 source,
             })?;
         row.map(VersionRow::into_version).transpose()
+    }
+}
+
+// The SQL is shared with SQLite (repairs.rs). A record is one INSERT,
+// atomic by itself; concurrent replicas each get their own id from
+// the sequence.
+impl RepairLog for PgStore {
+    async fn record(&self, repair: NewRepair) -> Result<RepairRecord, StoreError> {
+        let repair = repairs::storable(repair);
+        let (id,): (i64,) = sqlx::query_as(repairs::INSERT)
+            .bind(repair.at_ms)
+            .bind(&repair.node)
+            .bind(&repair.kind)
+            .bind(&repair.check)
+            .bind(&repair.detail)
+            .bind(repair.outcome.as_str())
+            .bind(repair.error.as_deref())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|source| StoreError::Database {
+                what: format!(
+                    "record of repair {} on node {} for check {}",
+                    repair.kind, repair.node, repair.check
+                ),
+                source,
+            })?;
+        Ok(repairs::recorded(id, repair))
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<RepairRecord>, StoreError> {
+        let rows: Vec<RepairRow> = sqlx::query_as(repairs::RECENT)
+            .bind(versions::sql_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|source| StoreError::Database {
+                what: "read of the repair log".into(),
+                source,
+            })?;
+        rows.into_iter().map(RepairRow::into_record).collect()
     }
 }

@@ -16,8 +16,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use steward_discovery::SourceId;
 
 use super::any::SourceRow;
+use super::repairs::{self, RepairRow};
 use super::versions::{self, VersionRow};
-use super::{ConfigVersion, SourceStore, StoreError, VersionStore};
+use super::{
+    ConfigVersion, NewRepair, RepairLog, RepairRecord, SourceStore, StoreError, VersionStore,
+};
 use crate::model::{Change, LogSource};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -355,5 +358,44 @@ impl VersionStore for SqliteStore {
                 source,
             })?;
         row.map(VersionRow::into_version).transpose()
+    }
+}
+
+// The SQL is shared with PostgreSQL (repairs.rs). A record is one INSERT,
+// atomic by itself; it takes the write lock at once, waiting up to the busy
+// timeout for another process's.
+impl RepairLog for SqliteStore {
+    async fn record(&self, repair: NewRepair) -> Result<RepairRecord, StoreError> {
+        let repair = repairs::storable(repair);
+        let (id,): (i64,) = sqlx::query_as(repairs::INSERT)
+            .bind(repair.at_ms)
+            .bind(&repair.node)
+            .bind(&repair.kind)
+            .bind(&repair.check)
+            .bind(&repair.detail)
+            .bind(repair.outcome.as_str())
+            .bind(repair.error.as_deref())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|source| StoreError::Database {
+                what: format!(
+                    "record of repair {} on node {} for check {}",
+                    repair.kind, repair.node, repair.check
+                ),
+                source,
+            })?;
+        Ok(repairs::recorded(id, repair))
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<RepairRecord>, StoreError> {
+        let rows: Vec<RepairRow> = sqlx::query_as(repairs::RECENT)
+            .bind(versions::sql_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|source| StoreError::Database {
+                what: "read of the repair log".into(),
+                source,
+            })?;
+        rows.into_iter().map(RepairRow::into_record).collect()
     }
 }
