@@ -161,6 +161,48 @@ impl RepairRow {
     }
 }
 
+/// One body for both backends, as for the version history.
+macro_rules! impl_repair_log {
+    ($store:ty) => {
+        impl RepairLog for $store {
+            async fn record(&self, repair: NewRepair) -> Result<RepairRecord, StoreError> {
+                let repair = repairs::storable(repair);
+                let (id,): (i64,) = sqlx::query_as(repairs::INSERT)
+                    .bind(repair.at_ms)
+                    .bind(&repair.node)
+                    .bind(&repair.kind)
+                    .bind(&repair.check)
+                    .bind(&repair.detail)
+                    .bind(repair.outcome.as_str())
+                    .bind(repair.error.as_deref())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|source| StoreError::Database {
+                        what: format!(
+                            "record of repair {} on node {} for check {}",
+                            repair.kind, repair.node, repair.check
+                        ),
+                        source,
+                    })?;
+                Ok(repairs::recorded(id, repair))
+            }
+
+            async fn recent(&self, limit: usize) -> Result<Vec<RepairRecord>, StoreError> {
+                let rows: Vec<RepairRow> = sqlx::query_as(repairs::RECENT)
+                    .bind(versions::sql_limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|source| StoreError::Database {
+                        what: "read of the repair log".into(),
+                        source,
+                    })?;
+                rows.into_iter().map(RepairRow::into_record).collect()
+            }
+        }
+    };
+}
+pub(super) use impl_repair_log;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -349,6 +349,161 @@ fn is_lower_hex(byte: u8) -> bool {
     matches!(byte, b'0'..=b'9' | b'a'..=b'f')
 }
 
+/// Both backends run the same SQL in the same steps; only the store type and
+/// the way a writer takes the table's lock (`$begin`) differ, so one body
+/// serves both.
+macro_rules! impl_version_store {
+    ($store:ty, $begin:ident) => {
+        impl VersionStore for $store {
+            async fn record(
+                &self,
+                hash: &str,
+                yaml: &str,
+                reason: &str,
+                now_ms: i64,
+            ) -> Result<ConfigVersion, StoreError> {
+                versions::check_hash(hash)?;
+                let what = |step: &str| format!("{step} of config version {hash}");
+                let mut tx = self.$begin(|| what("begin of the record")).await?;
+                let existing: Option<VersionRow> = sqlx::query_as(versions::GET_BY_HASH)
+                    .bind(hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Database { what: what("lookup"), source })?;
+                if let Some(existing) = existing {
+                    // Nothing written: dropping `tx` just releases the lock.
+                    return versions::recorded_again(existing, yaml);
+                }
+                let (generation,): (i64,) = sqlx::query_as(versions::NEXT_GENERATION)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Database { what: what("numbering"), source })?;
+                sqlx::query(versions::INSERT)
+                    .bind(hash)
+                    .bind(yaml)
+                    .bind(now_ms)
+                    .bind(reason)
+                    .bind(generation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Database { what: what("insert"), source })?;
+                tx.commit().await.map_err(|source| StoreError::Database {
+                    what: what("commit of the record"),
+                    source,
+                })?;
+                Ok(versions::new_candidate(hash, yaml, reason, now_ms, generation))
+            }
+
+            async fn mark_applied(
+                &self,
+                hash: &str,
+                now_ms: i64,
+            ) -> Result<ConfigVersion, StoreError> {
+                let what = |step: &str| format!("{step} of config version {hash} as applied");
+                let mut tx = self.$begin(|| what("begin of the marking")).await?;
+                sqlx::query(versions::SUPERSEDE_APPLIED)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Database {
+                        what: what("superseding before marking"),
+                        source,
+                    })?;
+                let row: Option<VersionRow> = sqlx::query_as(versions::SET_APPLIED)
+                    .bind(hash)
+                    .bind(now_ms)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Database { what: what("marking"), source })?;
+                // Unknown: dropping `tx` undoes the superseding too.
+                let row =
+                    row.ok_or_else(|| StoreError::UnknownVersion { hash: hash.to_owned() })?;
+                tx.commit().await.map_err(|source| StoreError::Database {
+                    what: what("commit of the marking"),
+                    source,
+                })?;
+                row.into_version()
+            }
+
+            async fn mark_failed(
+                &self,
+                hash: &str,
+                failure: &str,
+                now_ms: i64,
+            ) -> Result<ConfigVersion, StoreError> {
+                let what = |step: &str| format!("{step} of config version {hash} as failed");
+                let mut tx = self.$begin(|| what("begin of the marking")).await?;
+                let row: Option<VersionRow> = sqlx::query_as(versions::SET_FAILED)
+                    .bind(hash)
+                    .bind(failure)
+                    .bind(now_ms)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Database { what: what("marking"), source })?;
+                let row =
+                    row.ok_or_else(|| StoreError::UnknownVersion { hash: hash.to_owned() })?;
+                tx.commit().await.map_err(|source| StoreError::Database {
+                    what: what("commit of the marking"),
+                    source,
+                })?;
+                row.into_version()
+            }
+
+            async fn applied(&self) -> Result<Option<ConfigVersion>, StoreError> {
+                let row: Option<VersionRow> = sqlx::query_as(versions::GET_APPLIED)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|source| StoreError::Database {
+                        what: "read of the applied config version".into(),
+                        source,
+                    })?;
+                row.map(VersionRow::into_version).transpose()
+            }
+
+            async fn get(&self, name: &str) -> Result<Option<ConfigVersion>, StoreError> {
+                let pattern = versions::prefix_pattern(name)?;
+                let rows: Vec<VersionRow> = sqlx::query_as(versions::GET_BY_PREFIX)
+                    .bind(pattern)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|source| StoreError::Database {
+                        what: format!("lookup of config version {name}"),
+                        source,
+                    })?;
+                versions::one_match(name, rows)
+            }
+
+            async fn history(&self, limit: usize) -> Result<Vec<ConfigVersion>, StoreError> {
+                let rows: Vec<VersionRow> = sqlx::query_as(versions::HISTORY)
+                    .bind(versions::sql_limit(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|source| StoreError::Database {
+                        what: "read of the config history".into(),
+                        source,
+                    })?;
+                rows.into_iter().map(VersionRow::into_version).collect()
+            }
+
+            async fn last_good(
+                &self,
+                except: Option<&str>,
+            ) -> Result<Option<ConfigVersion>, StoreError> {
+                let row: Option<VersionRow> = sqlx::query_as(versions::LAST_GOOD)
+                    .bind(except)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|source| StoreError::Database {
+                        what: "read of the last good config version".into(),
+                        source,
+                    })?;
+                row.map(VersionRow::into_version).transpose()
+            }
+        }
+    };
+}
+pub(super) use impl_version_store;
+
 #[cfg(test)]
 mod tests {
     use super::*;
