@@ -1,5 +1,6 @@
 //! Integration tests of the registry against real parts: SQLite, PostgreSQL
 //! and the Docker Engine.
+mod bench;
 mod docker;
 mod repairs;
 mod store;

@@ -6,168 +6,20 @@
 //! PostgreSQL, one database per check in one server), so checks share no rows.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
+use crate::bench::{Bench, PgBench, SqliteBench, ViaAny};
 use futures_util::future::join_all;
-use sqlx::{ConnectOptions, Connection};
-use steward_registry::store::{
-    AnyStore, NewRepair, PgStore, RepairLog, RepairOutcome, RepairRecord, SqliteStore, StoreError,
-};
-use steward_testbed::Testbed;
-use steward_testbed::parts::Postgres;
-use tempfile::TempDir;
-
-// ---------------------------------------------------------------------------
-// Benches: where the checks get their stores.
-
-/// A backend under test. `name` selects a database, so a check can open the
-/// same one twice (reopen, concurrent handles).
-trait Bench {
-    type Store: RepairLog;
-
-    /// Makes the (empty) database `name` exist, for backends that need it.
-    async fn create(&self, name: &str);
-
-    /// Opens the store on database `name`, migrating it on first use.
-    async fn open(&self, name: &str) -> Self::Store;
-
-    /// Closes `store`'s connections, so PostgreSQL's shutdown is not held up.
-    async fn close(&self, store: Self::Store);
-
-    /// The store's URL for [`AnyStore::open`].
-    fn url(&self, name: &str) -> String;
-
-    /// Writes, behind the store's back, a repair whose `outcome` no
-    /// [`RepairOutcome`] has.
-    async fn plant_corrupt_row(&self, name: &str);
-}
+use steward_registry::store::{NewRepair, RepairLog, RepairOutcome, RepairRecord, StoreError};
 
 const CORRUPT_ROW: &str = "INSERT INTO repairs \
                            (at_ms, node, kind, check_name, detail, outcome) \
                            VALUES (1, 'node-a', 'restart_failed_components', 'collector_up', \
                                    'planted', 'zombie')";
 
-struct SqliteBench {
-    dir: TempDir,
-}
-
-impl SqliteBench {
-    fn new() -> Self {
-        SqliteBench { dir: tempfile::tempdir().expect("temp dir") }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name).join("registry.db")
-    }
-}
-
-impl Bench for SqliteBench {
-    type Store = SqliteStore;
-
-    async fn create(&self, _name: &str) {
-        // The store creates the file.
-    }
-
-    async fn open(&self, name: &str) -> SqliteStore {
-        SqliteStore::open(self.path(name)).await.expect("open SQLite store")
-    }
-
-    async fn close(&self, store: SqliteStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("sqlite://{}", self.path(name).display())
-    }
-
-    async fn plant_corrupt_row(&self, name: &str) {
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(self.path(name))
-            .connect()
-            .await
-            .expect("raw SQLite connection");
-        sqlx::query(CORRUPT_ROW).execute(&mut conn).await.expect("plant row");
-        conn.close().await.expect("close raw connection");
-    }
-}
-
-struct PgBench {
-    pg: Postgres,
-}
-
-impl PgBench {
-    async fn start() -> Self {
-        let tb = Testbed::locate().expect("test bench");
-        PgBench { pg: Postgres::start(&tb).await.expect("start PostgreSQL") }
-    }
-}
-
-impl Bench for PgBench {
-    type Store = PgStore;
-
-    async fn create(&self, name: &str) {
-        self.pg.psql(&format!("CREATE DATABASE {name}")).expect("create database");
-    }
-
-    async fn open(&self, name: &str) -> PgStore {
-        PgStore::connect(&self.url(name)).await.expect("connect PostgreSQL store")
-    }
-
-    async fn close(&self, store: PgStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        let server = self.pg.url();
-        let (server, _db) = server.rsplit_once('/').expect("a database in the URL");
-        format!("{server}/{name}")
-    }
-
-    async fn plant_corrupt_row(&self, name: &str) {
-        let mut conn = sqlx::PgConnection::connect(&self.url(name)).await.expect("raw connection");
-        sqlx::query(CORRUPT_ROW).execute(&mut conn).await.expect("plant row");
-        conn.close().await.expect("close raw connection");
-    }
-}
-
-/// Another bench's databases, opened through [`AnyStore::open`]. Names get a
-/// prefix so both can share one PostgreSQL server.
-struct ViaAny<'a, B>(&'a B);
-
-impl<B: Bench> ViaAny<'_, B> {
-    fn name(name: &str) -> String {
-        format!("any_{name}")
-    }
-}
-
-impl<B: Bench> Bench for ViaAny<'_, B> {
-    type Store = AnyStore;
-
-    async fn create(&self, name: &str) {
-        self.0.create(&Self::name(name)).await;
-    }
-
-    async fn open(&self, name: &str) -> AnyStore {
-        AnyStore::open(&self.url(name)).await.expect("open through AnyStore")
-    }
-
-    async fn close(&self, store: AnyStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        self.0.url(&Self::name(name))
-    }
-
-    async fn plant_corrupt_row(&self, name: &str) {
-        self.0.plant_corrupt_row(&Self::name(name)).await;
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The suite.
 
-async fn check_all<B: Bench>(bench: &B) {
+async fn check_all<B: Bench<Store: RepairLog>>(bench: &B) {
     let store = fresh(bench, "ids").await;
     record_returns_increasing_ids(&store).await;
     bench.close(store).await;
@@ -194,7 +46,7 @@ fn name(check: &str) -> String {
     format!("repairs_{check}")
 }
 
-async fn fresh<B: Bench>(bench: &B, check: &str) -> B::Store {
+async fn fresh<B: Bench<Store: RepairLog>>(bench: &B, check: &str) -> B::Store {
     let name = name(check);
     bench.create(&name).await;
     let store = bench.open(&name).await;
@@ -306,9 +158,9 @@ async fn hostile_strings_roundtrip<S: RepairLog>(store: &S) {
 }
 
 /// A row whose outcome no [`RepairOutcome`] has is an error naming it.
-async fn corrupt_outcome_is_an_error<B: Bench>(bench: &B) {
+async fn corrupt_outcome_is_an_error<B: Bench<Store: RepairLog>>(bench: &B) {
     let store = fresh(bench, "corrupt").await;
-    bench.plant_corrupt_row(&name("corrupt")).await;
+    bench.raw_sql(&name("corrupt"), CORRUPT_ROW, None).await;
     let err = store.recent(10).await.expect_err("recent");
     assert!(
         matches!(&err, StoreError::CorruptRepair { reason, .. } if reason.contains("zombie")),
@@ -319,7 +171,7 @@ async fn corrupt_outcome_is_an_error<B: Bench>(bench: &B) {
 
 /// What one store committed, a store opened later on the same database
 /// reads, and its ids go on growing from there.
-async fn persists_across_reopen<B: Bench>(bench: &B) {
+async fn persists_across_reopen<B: Bench<Store: RepairLog>>(bench: &B) {
     let name = name("reopen");
     bench.create(&name).await;
     let store = bench.open(&name).await;
@@ -342,7 +194,7 @@ async fn persists_across_reopen<B: Bench>(bench: &B) {
 
 /// Two stores (two processes, or two replicas) recording at the same time,
 /// several each, give every repair its own id, and all are kept.
-async fn concurrent_records_get_distinct_ids<B: Bench>(bench: &B) {
+async fn concurrent_records_get_distinct_ids<B: Bench<Store: RepairLog>>(bench: &B) {
     const EACH: u64 = 8;
     let name = name("concurrent");
     bench.create(&name).await;

@@ -9,205 +9,18 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use sqlx::{ConnectOptions, Connection};
+use crate::bench::{Bench, Engine, PgBench, SqliteBench, ViaAny};
 use steward_discovery::{Labels, Origin, SourceId};
-use steward_registry::store::{AnyStore, PgStore, SourceStore, SqliteStore, StoreError};
+use steward_registry::store::{AnyStore, SourceStore, StoreError};
 use steward_registry::{Change, Drain, LogSource, SourceState};
-use steward_testbed::Testbed;
-use steward_testbed::parts::Postgres;
-use tempfile::TempDir;
-
-// ---------------------------------------------------------------------------
-// Benches: where the checks get their stores.
-
-/// A backend under test. `name` selects a database, so the checks can open
-/// the same one twice (reopen, concurrent open) or fresh ones.
-trait Bench {
-    type Store: SourceStore;
-
-    /// Makes the (empty) database `name` exist, for backends that need it.
-    async fn create(&self, name: &str);
-
-    /// Opens the store on database `name`, migrating it on first use.
-    async fn open(&self, name: &str) -> Self::Store;
-
-    /// Closes `store`'s connections. Every check closes what it opens: an open
-    /// connection would hold up PostgreSQL's shutdown when the bench drops.
-    async fn close(&self, store: Self::Store);
-
-    /// The store's URL for [`AnyStore::open`].
-    fn url(&self, name: &str) -> String;
-
-    /// A change that database `name` refuses, so that `apply` fails midway.
-    async fn poison(&self, name: &str) -> Change;
-
-    /// Writes, behind the store's back, a row with `id` whose `state` no
-    /// [`SourceState`] has.
-    async fn plant_corrupt_row(&self, name: &str, id: &str);
-}
 
 const CORRUPT_ROW: &str = "INSERT INTO sources (id, origin, path, labels, state, first_seen_ms, \
                            updated_ms) VALUES ($1, 'docker', '/x.log', '{}', 'zombie', 1, 2)";
 
-struct SqliteBench {
-    dir: TempDir,
-}
-
-impl SqliteBench {
-    fn new() -> Self {
-        SqliteBench { dir: tempfile::tempdir().expect("temp dir") }
-    }
-
-    /// In a directory of its own that does not exist yet, so every open also
-    /// checks that the parent directory is created.
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name).join("registry.db")
-    }
-
-    async fn raw(&self, name: &str) -> sqlx::SqliteConnection {
-        sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(self.path(name))
-            .connect()
-            .await
-            .expect("raw SQLite connection")
-    }
-}
-
-impl Bench for SqliteBench {
-    type Store = SqliteStore;
-
-    async fn create(&self, _name: &str) {
-        // The store creates the file: that is what the checks should exercise.
-    }
-
-    async fn open(&self, name: &str) -> SqliteStore {
-        SqliteStore::open(self.path(name)).await.expect("open SQLite store")
-    }
-
-    async fn close(&self, store: SqliteStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("sqlite://{}", self.path(name).display())
-    }
-
-    /// SQLite stores NUL bytes and anything else a `LogSource` can hold, so
-    /// the refusal is planted: a trigger that aborts the insert of one id.
-    async fn poison(&self, name: &str) -> Change {
-        let mut conn = self.raw(name).await;
-        sqlx::query(
-            "CREATE TRIGGER poison BEFORE INSERT ON sources WHEN NEW.id = 'static:poison' \
-             BEGIN SELECT RAISE(ABORT, 'poisoned by the test'); END",
-        )
-        .execute(&mut conn)
-        .await
-        .expect("create trigger");
-        conn.close().await.expect("close raw connection");
-        Change::Put(source("static:poison", SourceState::Active))
-    }
-
-    async fn plant_corrupt_row(&self, name: &str, id: &str) {
-        let mut conn = self.raw(name).await;
-        sqlx::query(CORRUPT_ROW).bind(id).execute(&mut conn).await.expect("plant row");
-        conn.close().await.expect("close raw connection");
-    }
-}
-
-struct PgBench {
-    pg: Postgres,
-}
-
-impl PgBench {
-    async fn start() -> Self {
-        let tb = Testbed::locate().expect("test bench");
-        PgBench { pg: Postgres::start(&tb).await.expect("start PostgreSQL") }
-    }
-}
-
-impl Bench for PgBench {
-    type Store = PgStore;
-
-    async fn create(&self, name: &str) {
-        // A natural-language collation, unlike the cluster's C locale, so the
-        // ordering check proves the store sorts in byte order regardless.
-        self.pg
-            .psql(&format!(
-                "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
-            ))
-            .expect("create database");
-    }
-
-    async fn open(&self, name: &str) -> PgStore {
-        PgStore::connect(&self.url(name)).await.expect("connect PostgreSQL store")
-    }
-
-    async fn close(&self, store: PgStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        let server = self.pg.url();
-        let (server, _db) = server.rsplit_once('/').expect("a database in the URL");
-        format!("{server}/{name}")
-    }
-
-    /// PostgreSQL refuses a NUL byte in text: a real failure, nothing planted.
-    async fn poison(&self, _name: &str) -> Change {
-        let mut poison = source("static:poison", SourceState::Active);
-        poison.path = PathBuf::from("/var/log/nul\0byte.log");
-        Change::Put(poison)
-    }
-
-    async fn plant_corrupt_row(&self, name: &str, id: &str) {
-        let mut conn = sqlx::PgConnection::connect(&self.url(name)).await.expect("raw connection");
-        sqlx::query(CORRUPT_ROW).bind(id).execute(&mut conn).await.expect("plant row");
-        conn.close().await.expect("close raw connection");
-    }
-}
-
-/// Another bench's databases, opened through [`AnyStore::open`] and its URL.
-/// Names get a prefix so both can share one PostgreSQL server.
-struct ViaAny<'a, B>(&'a B);
-
-impl<B: Bench> ViaAny<'_, B> {
-    fn name(name: &str) -> String {
-        format!("any_{name}")
-    }
-}
-
-impl<B: Bench> Bench for ViaAny<'_, B> {
-    type Store = AnyStore;
-
-    async fn create(&self, name: &str) {
-        self.0.create(&Self::name(name)).await;
-    }
-
-    async fn open(&self, name: &str) -> AnyStore {
-        AnyStore::open(&self.url(name)).await.expect("open through AnyStore")
-    }
-
-    async fn close(&self, store: AnyStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        self.0.url(&Self::name(name))
-    }
-
-    async fn poison(&self, name: &str) -> Change {
-        self.0.poison(&Self::name(name)).await
-    }
-
-    async fn plant_corrupt_row(&self, name: &str, id: &str) {
-        self.0.plant_corrupt_row(&Self::name(name), id).await;
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The suite.
 
-async fn check_all<B: Bench>(bench: &B) {
+async fn check_all<B: Bench<Store: SourceStore>>(bench: &B) {
     let store = fresh(bench, "roundtrip").await;
     put_get_list_roundtrip(&store).await;
     bench.close(store).await;
@@ -225,7 +38,7 @@ async fn check_all<B: Bench>(bench: &B) {
     bench.close(store).await;
 
     let store = fresh(bench, "atomic").await;
-    apply_is_atomic(&store, bench.poison(&name("atomic")).await).await;
+    apply_is_atomic(&store, poison(bench, &name("atomic")).await).await;
     bench.close(store).await;
 
     let store = fresh(bench, "unstorable").await;
@@ -237,12 +50,30 @@ async fn check_all<B: Bench>(bench: &B) {
     concurrent_stores_share_one_database(bench).await;
 }
 
+/// A change that database `name` refuses, so that `apply` fails midway.
+/// PostgreSQL refuses a NUL byte in text: a real failure, nothing planted.
+/// SQLite stores anything a `LogSource` can hold, so there the refusal is
+/// planted: a trigger that aborts the insert of one id.
+async fn poison<B: Bench>(bench: &B, name: &str) -> Change {
+    let mut poison = source("static:poison", SourceState::Active);
+    match bench.engine() {
+        Engine::Postgres => poison.path = PathBuf::from("/var/log/nul\0byte.log"),
+        Engine::Sqlite => {
+            let trigger = "CREATE TRIGGER poison BEFORE INSERT ON sources \
+                           WHEN NEW.id = 'static:poison' \
+                           BEGIN SELECT RAISE(ABORT, 'poisoned by the test'); END";
+            bench.raw_sql(name, trigger, None).await;
+        }
+    }
+    Change::Put(poison)
+}
+
 /// The database of one check: a valid SQL identifier and directory name alike.
 fn name(check: &str) -> String {
     format!("check_{check}")
 }
 
-async fn fresh<B: Bench>(bench: &B, check: &str) -> B::Store {
+async fn fresh<B: Bench<Store: SourceStore>>(bench: &B, check: &str) -> B::Store {
     let name = name(check);
     bench.create(&name).await;
     let store = bench.open(&name).await;
@@ -403,9 +234,9 @@ async fn unstorable_source_writes_nothing<S: SourceStore>(store: &S) {
 }
 
 /// A row no `LogSource` matches is an error naming it, from `get` and `list`.
-async fn corrupt_row_is_an_error<B: Bench>(bench: &B) {
+async fn corrupt_row_is_an_error<B: Bench<Store: SourceStore>>(bench: &B) {
     let store = fresh(bench, "corrupt").await;
-    bench.plant_corrupt_row(&name("corrupt"), "docker:zombie").await;
+    bench.raw_sql(&name("corrupt"), CORRUPT_ROW, Some("docker:zombie")).await;
 
     for err in [
         store.get(&SourceId::docker("zombie")).await.expect_err("get"),
@@ -421,7 +252,7 @@ async fn corrupt_row_is_an_error<B: Bench>(bench: &B) {
 }
 
 /// What one store committed, a store opened later on the same database reads.
-async fn persists_across_reopen<B: Bench>(bench: &B) {
+async fn persists_across_reopen<B: Bench<Store: SourceStore>>(bench: &B) {
     let name = name("reopen");
     bench.create(&name).await;
     let saved = source("docker:saved", SourceState::Active);
@@ -437,7 +268,7 @@ async fn persists_across_reopen<B: Bench>(bench: &B) {
 /// Two stores opened at once on a database that does not exist yet both
 /// migrate it without tripping over each other, then see each other's writes,
 /// also when they write at the same time.
-async fn concurrent_stores_share_one_database<B: Bench>(bench: &B) {
+async fn concurrent_stores_share_one_database<B: Bench<Store: SourceStore>>(bench: &B) {
     let name = name("concurrent");
     bench.create(&name).await;
     let (one, two) = tokio::join!(bench.open(&name), bench.open(&name));

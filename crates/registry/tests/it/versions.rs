@@ -9,173 +9,19 @@
 //! and does not recompute it.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
+use crate::bench::{Bench, PgBench, SqliteBench, ViaAny};
 use futures_util::future::join_all;
-use sqlx::{ConnectOptions, Connection};
-use steward_registry::store::{
-    AnyStore, ConfigVersion, PgStore, SqliteStore, StoreError, VersionStatus, VersionStore,
-};
-use steward_testbed::Testbed;
-use steward_testbed::parts::Postgres;
-use tempfile::TempDir;
-
-// ---------------------------------------------------------------------------
-// Benches: where the checks get their stores.
-
-/// A backend under test. `name` selects a database, so a check can open the
-/// same one twice (reopen, concurrent handles).
-trait Bench {
-    type Store: VersionStore;
-
-    /// Makes the (empty) database `name` exist, for backends that need it.
-    async fn create(&self, name: &str);
-
-    /// Opens the store on database `name`, migrating it on first use.
-    async fn open(&self, name: &str) -> Self::Store;
-
-    /// Closes `store`'s connections, so PostgreSQL's shutdown is not held up.
-    async fn close(&self, store: Self::Store);
-
-    /// The store's URL for [`AnyStore::open`].
-    fn url(&self, name: &str) -> String;
-
-    /// Writes, behind the store's back, a version `hash` whose `status` no
-    /// [`VersionStatus`] has.
-    async fn plant_corrupt_row(&self, name: &str, hash: &str);
-}
+use steward_registry::store::{ConfigVersion, StoreError, VersionStatus, VersionStore};
 
 const CORRUPT_ROW: &str = "INSERT INTO config_versions \
                            (hash, yaml, created_ms, reason, status, generation) \
                            VALUES ($1, 'x: 1', 1, 'planted', 'zombie', 1)";
 
-struct SqliteBench {
-    dir: TempDir,
-}
-
-impl SqliteBench {
-    fn new() -> Self {
-        SqliteBench { dir: tempfile::tempdir().expect("temp dir") }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name).join("registry.db")
-    }
-}
-
-impl Bench for SqliteBench {
-    type Store = SqliteStore;
-
-    async fn create(&self, _name: &str) {
-        // The store creates the file.
-    }
-
-    async fn open(&self, name: &str) -> SqliteStore {
-        SqliteStore::open(self.path(name)).await.expect("open SQLite store")
-    }
-
-    async fn close(&self, store: SqliteStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("sqlite://{}", self.path(name).display())
-    }
-
-    async fn plant_corrupt_row(&self, name: &str, hash: &str) {
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(self.path(name))
-            .connect()
-            .await
-            .expect("raw SQLite connection");
-        sqlx::query(CORRUPT_ROW).bind(hash).execute(&mut conn).await.expect("plant row");
-        conn.close().await.expect("close raw connection");
-    }
-}
-
-struct PgBench {
-    pg: Postgres,
-}
-
-impl PgBench {
-    async fn start() -> Self {
-        let tb = Testbed::locate().expect("test bench");
-        PgBench { pg: Postgres::start(&tb).await.expect("start PostgreSQL") }
-    }
-}
-
-impl Bench for PgBench {
-    type Store = PgStore;
-
-    async fn create(&self, name: &str) {
-        // A natural-language collation, unlike the cluster's C locale, so the
-        // prefix lookups are checked under a locale that is not byte order.
-        self.pg
-            .psql(&format!(
-                "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
-            ))
-            .expect("create database");
-    }
-
-    async fn open(&self, name: &str) -> PgStore {
-        PgStore::connect(&self.url(name)).await.expect("connect PostgreSQL store")
-    }
-
-    async fn close(&self, store: PgStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        let server = self.pg.url();
-        let (server, _db) = server.rsplit_once('/').expect("a database in the URL");
-        format!("{server}/{name}")
-    }
-
-    async fn plant_corrupt_row(&self, name: &str, hash: &str) {
-        let mut conn = sqlx::PgConnection::connect(&self.url(name)).await.expect("raw connection");
-        sqlx::query(CORRUPT_ROW).bind(hash).execute(&mut conn).await.expect("plant row");
-        conn.close().await.expect("close raw connection");
-    }
-}
-
-/// Another bench's databases, opened through [`AnyStore::open`]. Names get a
-/// prefix so both can share one PostgreSQL server.
-struct ViaAny<'a, B>(&'a B);
-
-impl<B: Bench> ViaAny<'_, B> {
-    fn name(name: &str) -> String {
-        format!("any_{name}")
-    }
-}
-
-impl<B: Bench> Bench for ViaAny<'_, B> {
-    type Store = AnyStore;
-
-    async fn create(&self, name: &str) {
-        self.0.create(&Self::name(name)).await;
-    }
-
-    async fn open(&self, name: &str) -> AnyStore {
-        AnyStore::open(&self.url(name)).await.expect("open through AnyStore")
-    }
-
-    async fn close(&self, store: AnyStore) {
-        store.close().await;
-    }
-
-    fn url(&self, name: &str) -> String {
-        self.0.url(&Self::name(name))
-    }
-
-    async fn plant_corrupt_row(&self, name: &str, hash: &str) {
-        self.0.plant_corrupt_row(&Self::name(name), hash).await;
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The suite.
 
-async fn check_all<B: Bench>(bench: &B) {
+async fn check_all<B: Bench<Store: VersionStore>>(bench: &B) {
     let store = fresh(bench, "record").await;
     record_is_content_addressed(&store).await;
     bench.close(store).await;
@@ -215,7 +61,7 @@ fn name(check: &str) -> String {
     format!("versions_{check}")
 }
 
-async fn fresh<B: Bench>(bench: &B, check: &str) -> B::Store {
+async fn fresh<B: Bench<Store: VersionStore>>(bench: &B, check: &str) -> B::Store {
     let name = name(check);
     bench.create(&name).await;
     let store = bench.open(&name).await;
@@ -470,10 +316,10 @@ async fn last_good_is_the_newest_applied_that_did_not_fail<S: VersionStore>(stor
 }
 
 /// A row whose status no [`VersionStatus`] has is an error naming it.
-async fn corrupt_status_is_an_error<B: Bench>(bench: &B) {
+async fn corrupt_status_is_an_error<B: Bench<Store: VersionStore>>(bench: &B) {
     let store = fresh(bench, "corrupt").await;
     let zombie = hash(7);
-    bench.plant_corrupt_row(&name("corrupt"), &zombie).await;
+    bench.raw_sql(&name("corrupt"), CORRUPT_ROW, Some(&zombie)).await;
 
     for err in [
         store.get(&zombie).await.expect_err("get"),
@@ -491,7 +337,7 @@ async fn corrupt_status_is_an_error<B: Bench>(bench: &B) {
 
 /// What one store committed, a store opened later on the same database reads,
 /// and it goes on numbering where the first left off.
-async fn persists_across_reopen<B: Bench>(bench: &B) {
+async fn persists_across_reopen<B: Bench<Store: VersionStore>>(bench: &B) {
     let name = name("reopen");
     bench.create(&name).await;
     let store = bench.open(&name).await;
@@ -514,7 +360,7 @@ async fn persists_across_reopen<B: Bench>(bench: &B) {
 /// Two stores (two processes, or two replicas) recording different hashes at
 /// the same time, several each, give every version its own generation, with
 /// no gaps.
-async fn concurrent_records_get_distinct_generations<B: Bench>(bench: &B) {
+async fn concurrent_records_get_distinct_generations<B: Bench<Store: VersionStore>>(bench: &B) {
     const EACH: u64 = 8;
     let name = name("concurrent_record");
     bench.create(&name).await;
@@ -542,7 +388,7 @@ async fn concurrent_records_get_distinct_generations<B: Bench>(bench: &B) {
 
 /// Two stores applying different versions at the same time end with exactly
 /// one applied version, the other superseded.
-async fn concurrent_applies_leave_one_applied<B: Bench>(bench: &B) {
+async fn concurrent_applies_leave_one_applied<B: Bench<Store: VersionStore>>(bench: &B) {
     let name = name("concurrent_apply");
     bench.create(&name).await;
     let (one, two) = tokio::join!(bench.open(&name), bench.open(&name));
