@@ -14,12 +14,12 @@ use serde::de::{DeserializeOwned, IntoDeserializer, value};
 use steward_discovery::{Labels, Origin, SourceId};
 
 use super::{
-    ConfigVersion, NewRepair, PgStore, RepairLog, RepairRecord, SourceStore, SqliteStore,
-    StoreError, VersionStore,
+    ConfigVersion, CycleRecord, CycleStatus, NewRepair, NewStep, PgStore, RepairLog, RepairRecord,
+    SourceStore, SqliteStore, StepEnd, StepRecord, StoreError, VersionStore, WorkflowHistory,
 };
 use crate::model::{Change, Drain, LogSource, SourceState};
 
-/// A [`SourceStore`], [`VersionStore`] and [`RepairLog`] over SQLite or
+/// A [`SourceStore`], [`VersionStore`], [`RepairLog`] and [`WorkflowHistory`] over SQLite or
 /// PostgreSQL, chosen at run time.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
@@ -157,6 +157,80 @@ impl RepairLog for AnyStore {
         match self {
             AnyStore::Sqlite(store) => store.recent(limit).await,
             AnyStore::Postgres(store) => store.recent(limit).await,
+        }
+    }
+}
+
+impl WorkflowHistory for AnyStore {
+    async fn begin_cycle(
+        &self,
+        node: &str,
+        engine: &str,
+        trigger: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.begin_cycle(node, engine, trigger, now_ms).await,
+            AnyStore::Postgres(store) => store.begin_cycle(node, engine, trigger, now_ms).await,
+        }
+    }
+
+    async fn finish_cycle(
+        &self,
+        cycle_id: i64,
+        status: CycleStatus,
+        outcome: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.finish_cycle(cycle_id, status, outcome, now_ms).await,
+            AnyStore::Postgres(store) => {
+                store.finish_cycle(cycle_id, status, outcome, now_ms).await
+            }
+        }
+    }
+
+    async fn unfinished(
+        &self,
+        node: &str,
+        engine: &str,
+    ) -> Result<Option<CycleRecord>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.unfinished(node, engine).await,
+            AnyStore::Postgres(store) => store.unfinished(node, engine).await,
+        }
+    }
+
+    async fn step_started(&self, step: NewStep<'_>) -> Result<i64, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.step_started(step).await,
+            AnyStore::Postgres(store) => store.step_started(step).await,
+        }
+    }
+
+    async fn step_finished(
+        &self,
+        step_id: i64,
+        end: StepEnd<'_>,
+        duration_ms: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.step_finished(step_id, end, duration_ms).await,
+            AnyStore::Postgres(store) => store.step_finished(step_id, end, duration_ms).await,
+        }
+    }
+
+    async fn steps(&self, cycle_id: i64) -> Result<Vec<StepRecord>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.steps(cycle_id).await,
+            AnyStore::Postgres(store) => store.steps(cycle_id).await,
+        }
+    }
+
+    async fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.recent_cycles(limit).await,
+            AnyStore::Postgres(store) => store.recent_cycles(limit).await,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Where the registry keeps its sources, the history of collector config
 //! versions ([`VersionStore`], see `versions.rs`) and the log of repairs
-//! ([`RepairLog`], see `repairs.rs`): traits with two
+//! ([`RepairLog`], see `repairs.rs`) and the reconcile loop's history
+//! ([`WorkflowHistory`], see `workflow.rs`): traits with two
 //! implementations over sqlx, SQLite (the embedded default, a file in the data
 //! dir) and PostgreSQL (for several Steward replicas).
 //!
@@ -13,6 +14,7 @@ mod postgres;
 mod repairs;
 mod sqlite;
 mod versions;
+mod workflow;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -26,6 +28,9 @@ pub use postgres::PgStore;
 pub use repairs::{NewRepair, RepairLog, RepairOutcome, RepairRecord};
 pub use sqlite::SqliteStore;
 pub use versions::{ConfigVersion, VersionStatus, VersionStore};
+pub use workflow::{
+    CycleRecord, CycleStatus, NewStep, StepEnd, StepRecord, StepStatus, WorkflowHistory,
+};
 
 /// Durable storage of log sources. Implementations must make [`SourceStore::apply`]
 /// atomic: a crash leaves either every change of a call or none.
@@ -52,6 +57,9 @@ pub enum StoreError {
     },
     #[error("stored source {id} is unreadable: {reason}")]
     Corrupt { id: String, reason: String },
+    /// A workflow history row the code cannot read (`what` names it).
+    #[error("stored workflow {what} is unreadable: {reason}")]
+    CorruptWorkflow { what: String, reason: String },
     /// A source the schema cannot hold (a file size beyond `i64::MAX`, a
     /// path that is not UTF-8); nothing of its batch was written.
     #[error("source {id} cannot be stored: {reason}")]

@@ -16,8 +16,10 @@ use steward_discovery::SourceId;
 use super::any::{SourceRow, redact_url};
 use super::repairs::{self, RepairRow};
 use super::versions::{self, VersionRow};
+use super::workflow::{self, CycleRow, StepRow};
 use super::{
-    ConfigVersion, NewRepair, RepairLog, RepairRecord, SourceStore, StoreError, VersionStore,
+    ConfigVersion, CycleRecord, CycleStatus, NewRepair, NewStep, RepairLog, RepairRecord,
+    SourceStore, StepEnd, StepRecord, StoreError, VersionStore, WorkflowHistory,
 };
 use crate::model::{Change, LogSource};
 
@@ -183,3 +185,7 @@ versions::impl_version_store!(PgStore, begin_version_write);
 // atomic by itself; concurrent replicas each get their own id from
 // the sequence.
 repairs::impl_repair_log!(PgStore);
+
+// The SQL is shared with the other backend (workflow.rs); every write is one
+// statement.
+workflow::impl_workflow_history!(PgStore);

@@ -18,8 +18,10 @@ use steward_discovery::SourceId;
 use super::any::SourceRow;
 use super::repairs::{self, RepairRow};
 use super::versions::{self, VersionRow};
+use super::workflow::{self, CycleRow, StepRow};
 use super::{
-    ConfigVersion, NewRepair, RepairLog, RepairRecord, SourceStore, StoreError, VersionStore,
+    ConfigVersion, CycleRecord, CycleStatus, NewRepair, NewStep, RepairLog, RepairRecord,
+    SourceStore, StepEnd, StepRecord, StoreError, VersionStore, WorkflowHistory,
 };
 use crate::model::{Change, LogSource};
 
@@ -234,3 +236,7 @@ versions::impl_version_store!(SqliteStore, begin_write);
 // atomic by itself; it takes the write lock at once, waiting up to the busy
 // timeout for another process's.
 repairs::impl_repair_log!(SqliteStore);
+
+// The SQL is shared with the other backend (workflow.rs); every write is one
+// statement.
+workflow::impl_workflow_history!(SqliteStore);

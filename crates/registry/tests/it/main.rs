@@ -5,3 +5,4 @@ mod docker;
 mod repairs;
 mod store;
 mod versions;
+mod workflow;
