@@ -17,7 +17,7 @@ use crate::telemetry::{scrape, sum_metric};
 use crate::verify::{CANARY_RECEIVER, marker, write_marker};
 
 /// What the canary found.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum CanaryVerdict {
     /// The backend accepted the marker, `took` after the shadow started.
     Passed {

@@ -22,7 +22,7 @@ pub mod runner;
 pub mod telemetry;
 pub mod verify;
 
-pub use manager::{AgentEvent, AgentManager, AgentSettings, FellBack, Outcome};
+pub use manager::{AgentEvent, AgentManager, AgentSettings, Current, FellBack, Outcome, Pushed};
 
 use std::path::PathBuf;
 use std::time::Duration;

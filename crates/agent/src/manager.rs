@@ -86,6 +86,33 @@ pub struct FellBack {
     pub restored: Option<String>,
 }
 
+/// What the node's collector has: the hash of its file and of the version
+/// the history says was applied last.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Current {
+    pub on_disk: Option<String>,
+    pub applied: Option<String>,
+}
+
+impl Current {
+    /// Whether the collector already runs `hash`, verified.
+    pub fn runs(&self, hash: &str) -> bool {
+        self.on_disk.as_deref() == Some(hash) && self.applied.as_deref() == Some(hash)
+    }
+}
+
+/// What a push wrote over and which process it asked to reload: what
+/// verification and a rollback need, kept by the workflow engine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pushed {
+    /// The pushed version's hash.
+    pub hash: String,
+    /// The hash of the file it replaced, if different; always in the history.
+    pub previous: Option<String>,
+    /// The collector that was asked to reload; `None` if none ran.
+    pub pid: Option<u32>,
+}
+
 pub struct AgentManager<R, V> {
     runner: R,
     versions: V,
@@ -189,52 +216,142 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
         Ok(FellBack { failed: failing.map(|h| short(&h)), restored: Some(short(&hash)) })
     }
 
-    /// Rolls `yaml` out to this node; `reason` says why it was made.
+    /// Rolls `yaml` out to this node; `reason` says why it was made. The
+    /// steps are public too, for the workflow engine, which runs each as an
+    /// activity of its own and records it ([`Self::current`],
+    /// [`Self::validate_config`], [`Self::canary_reload`],
+    /// [`Self::push_config`], [`Self::verify_reload`],
+    /// [`Self::rollback_config`]).
     pub async fn apply(&self, yaml: &str, reason: &str) -> Result<Outcome, AgentError> {
-        let _rollout = self.rollout.lock().await;
         let hash = content_hash(yaml);
         let version = short(&hash);
-        let on_disk = std::fs::read_to_string(&self.settings.config_path).ok();
-        let applied = self.versions.applied().await?;
-        if on_disk.as_deref() == Some(yaml) && applied.as_ref().is_some_and(|a| a.hash == hash) {
+        let current = self.current().await?;
+        if current.runs(&hash) {
             return Ok(Outcome::Unchanged { version });
         }
-        self.versions.record(&hash, yaml, reason, now_ms()).await?;
-
-        if let Err(reason) = self.preflight(yaml).await {
-            self.versions.mark_failed(&hash, &reason, now_ms()).await?;
+        if let Err(reason) = self.validate_config(yaml, reason).await? {
             return Ok(Outcome::Refused { version, reason });
         }
-        if self.settings.canary {
-            let binary = self.settings.binary.clone();
-            match canary_reload(&binary, yaml, self.settings.canary_timeout).await {
-                CanaryVerdict::Passed { took } => tracing::info!(%version, ?took, "canary passed"),
-                CanaryVerdict::Skipped => {
-                    tracing::info!(%version, "no logs pipeline: canary skipped")
-                }
-                CanaryVerdict::Failed { reason } => {
-                    self.versions
-                        .mark_failed(&hash, &format!("canary: {reason}"), now_ms())
-                        .await?;
-                    return Ok(Outcome::CanaryFailed { version, reason });
-                }
-            }
+        if self.settings.canary
+            && let CanaryVerdict::Failed { reason } = self.canary_reload(yaml).await?
+        {
+            return Ok(Outcome::CanaryFailed { version, reason });
         }
-
-        let previous = on_disk;
-        match self.push_and_verify(yaml, &version).await {
-            Ok(()) => {
-                self.versions.mark_applied(&hash, now_ms()).await?;
-                tracing::info!(%version, "applied");
-                Ok(Outcome::Applied { version })
-            }
+        let pushed = self.push_config(yaml, reason).await?;
+        match self.verify_reload(&pushed).await? {
+            Ok(()) => Ok(Outcome::Applied { version }),
             Err(reason) => {
-                tracing::error!(%version, %reason, "verification failed; rolling back");
-                self.versions.mark_failed(&hash, &reason, now_ms()).await?;
-                let restored = self.rollback_config(previous.as_deref(), &hash).await?;
+                let restored = self.rollback_config(pushed.previous.as_deref(), &hash).await?;
                 Ok(Outcome::RolledBack { version, reason, restored })
             }
         }
+    }
+
+    /// What the collector's file holds and what the history says runs.
+    pub async fn current(&self) -> Result<Current, AgentError> {
+        let on_disk =
+            std::fs::read_to_string(&self.settings.config_path).ok().map(|y| content_hash(&y));
+        let applied = self.versions.applied().await?.map(|v| v.hash);
+        Ok(Current { on_disk, applied })
+    }
+
+    /// Records `yaml` as a version and pre-flights it (seed:
+    /// `validate_config`). `Ok(Err(reason))` is a refusal, recorded as the
+    /// version's failure; `Err` is a failure to check at all.
+    pub async fn validate_config(
+        &self,
+        yaml: &str,
+        reason: &str,
+    ) -> Result<Result<(), String>, AgentError> {
+        let hash = content_hash(yaml);
+        self.versions.record(&hash, yaml, reason, now_ms()).await?;
+        match self.preflight(yaml).await {
+            Ok(()) => Ok(Ok(())),
+            Err(refusal) => {
+                self.versions.mark_failed(&hash, &refusal, now_ms()).await?;
+                Ok(Err(refusal))
+            }
+        }
+    }
+
+    /// Runs `yaml` in a shadow collector (seed: `canary_reload`); a failure
+    /// is recorded as the version's.
+    pub async fn canary_reload(&self, yaml: &str) -> Result<CanaryVerdict, AgentError> {
+        let hash = content_hash(yaml);
+        let version = short(&hash);
+        let verdict =
+            canary_reload(&self.settings.binary, yaml, self.settings.canary_timeout).await;
+        match &verdict {
+            CanaryVerdict::Passed { took } => tracing::info!(%version, ?took, "canary passed"),
+            CanaryVerdict::Skipped => tracing::info!(%version, "no logs pipeline: canary skipped"),
+            CanaryVerdict::Failed { reason } => {
+                self.versions.mark_failed(&hash, &format!("canary: {reason}"), now_ms()).await?;
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Writes `yaml` atomically and asks the collector to reload (seed:
+    /// `push_config_to_collector` + `reload_collector`). What was on disk is
+    /// recorded in the history first, so a rollback can always find it.
+    /// Pushing the same bytes twice is harmless: the second push rewrites
+    /// identical content and reloads again.
+    pub async fn push_config(&self, yaml: &str, reason: &str) -> Result<Pushed, AgentError> {
+        let _rollout = self.rollout.lock().await;
+        let hash = content_hash(yaml);
+        self.versions.record(&hash, yaml, reason, now_ms()).await?;
+        let previous = match std::fs::read_to_string(&self.settings.config_path) {
+            Ok(old) => {
+                let old_hash = content_hash(&old);
+                if old_hash != hash && self.versions.get(&old_hash).await?.is_none() {
+                    self.versions.record(&old_hash, &old, "found on disk", now_ms()).await?;
+                }
+                Some(old_hash).filter(|old| *old != hash)
+            }
+            Err(_) => None,
+        };
+        write_atomic(&self.settings.config_path, yaml.as_bytes()).map_err(|source| {
+            AgentError::Write { path: self.settings.config_path.clone(), source }
+        })?;
+        let pid = self.runner.pid();
+        self.runner.reload().await?;
+        Ok(Pushed { hash, previous, pid: pid.or_else(|| self.runner.pid()) })
+    }
+
+    /// Checks the reloaded collector (seed: `verify_reload`) and records the
+    /// verdict: applied, or failed with the reason (`Ok(Err(reason))`).
+    pub async fn verify_reload(&self, pushed: &Pushed) -> Result<Result<(), String>, AgentError> {
+        let version = short(&pushed.hash);
+        let verdict = match self.versions.get(&pushed.hash).await? {
+            None => Err(format!("{version} is not in the history")),
+            Some(stored) => match Endpoints::from_yaml(&stored.yaml) {
+                Err(err) => Err(err.to_string()),
+                // A SIGHUP reload keeps the process. Another PID (or none)
+                // means it exited on the new file; restarts would load the
+                // same file again, so verification fails now instead of
+                // after `verify_timeout`.
+                Ok(endpoints) => match pushed.pid {
+                    None => Err(crate::verify::EXITED.to_owned()),
+                    Some(reloaded) => {
+                        self.verify_while(&endpoints, &version, || {
+                            self.runner.pid() == Some(reloaded)
+                        })
+                        .await
+                    }
+                },
+            },
+        };
+        match &verdict {
+            Ok(()) => {
+                self.versions.mark_applied(&pushed.hash, now_ms()).await?;
+                tracing::info!(%version, "applied");
+            }
+            Err(reason) => {
+                tracing::error!(%version, %reason, "verification failed");
+                self.versions.mark_failed(&pushed.hash, reason, now_ms()).await?;
+            }
+        }
+        Ok(verdict)
     }
 
     /// Static checks, then the node's own binary (seed: `validate_config`).
@@ -267,23 +384,6 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
         .map_err(|e| format!("validation task: {e}"))?
     }
 
-    /// The seed's `push_config_to_collector` + `reload_collector` +
-    /// `verify_reload`.
-    async fn push_and_verify(&self, yaml: &str, version: &str) -> Result<(), String> {
-        let endpoints = Endpoints::from_yaml(yaml).map_err(|e| e.to_string())?;
-        write_atomic(&self.settings.config_path, yaml.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", self.settings.config_path.display()))?;
-        let before = self.runner.pid();
-        self.runner.reload().await.map_err(|e| format!("reload: {e}"))?;
-        // A SIGHUP reload keeps the process. Another PID (or none) means it
-        // exited on the new file; restarts would load the same file again,
-        // so verification fails now instead of after `verify_timeout`.
-        let Some(reloaded) = before.or_else(|| self.runner.pid()) else {
-            return Err(crate::verify::EXITED.to_owned());
-        };
-        self.verify_while(&endpoints, version, || self.runner.pid() == Some(reloaded)).await
-    }
-
     /// Verifies a collector that was just (re)started.
     async fn verify(&self, endpoints: &Endpoints, version: &str) -> Result<(), String> {
         self.verify_while(endpoints, version, || self.runner.pid().is_some()).await
@@ -306,17 +406,22 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
         .await
     }
 
-    /// The seed's `rollback_config`: writes back what ran before (the file
-    /// that was on disk, else the last good version in the history), restarts
-    /// the collector on it (a SIGHUP with a bad file may have killed it) and
-    /// verifies it. Returns the version restored, if any.
-    async fn rollback_config(
+    /// The seed's `rollback_config`: writes back what ran before
+    /// (`previous`, a version hash, else the last good version other than
+    /// `failed`), restarts the collector on it (a SIGHUP with a bad file may
+    /// have killed it) and verifies it. Returns the version restored, if any.
+    pub async fn rollback_config(
         &self,
         previous: Option<&str>,
         failed: &str,
     ) -> Result<Option<String>, AgentError> {
+        let _rollout = self.rollout.lock().await;
         let target = match previous {
-            Some(yaml) => Some(yaml.to_owned()),
+            Some(hash) => self.versions.get(hash).await?.map(|v| v.yaml),
+            None => None,
+        };
+        let target = match target {
+            Some(yaml) => Some(yaml),
             None => self.versions.last_good(Some(failed)).await?.map(|v| v.yaml),
         };
         let Some(yaml) = target else {

@@ -319,3 +319,33 @@ impl CollectorRunner for Signalled {
         self.read_pid().ok().filter(|pid| alive(*pid))
     }
 }
+
+/// Either runner, chosen from `steward.yaml` at run time, so the workflow
+/// and the binary need no type parameter for it.
+pub enum AnyRunner {
+    Supervised(Supervised),
+    Signalled(Signalled),
+}
+
+impl CollectorRunner for AnyRunner {
+    async fn reload(&self) -> Result<(), AgentError> {
+        match self {
+            AnyRunner::Supervised(runner) => runner.reload().await,
+            AnyRunner::Signalled(runner) => runner.reload().await,
+        }
+    }
+
+    async fn restart(&self) -> Result<(), AgentError> {
+        match self {
+            AnyRunner::Supervised(runner) => runner.restart().await,
+            AnyRunner::Signalled(runner) => runner.restart().await,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            AnyRunner::Supervised(runner) => runner.pid(),
+            AnyRunner::Signalled(runner) => runner.pid(),
+        }
+    }
+}

@@ -704,6 +704,35 @@ impl AlertSink for Webhook {
     }
 }
 
+/// Every sink `steward.yaml` names, as one: each gets every notification;
+/// one failing does not keep the others from theirs, and the first error is
+/// returned after all were tried. No sinks: notifications are only logged.
+#[derive(Debug, Default)]
+pub struct Sinks {
+    pub alertmanagers: Vec<Alertmanager>,
+    pub webhooks: Vec<Webhook>,
+}
+
+impl AlertSink for Sinks {
+    async fn send(&self, notes: &[Notification]) -> Result<(), AlertError> {
+        for note in notes {
+            tracing::warn!(alert = note.alert().name(), kind = note.kind(), "alert");
+        }
+        let mut first_error = None;
+        for sink in &self.alertmanagers {
+            if let Err(err) = sink.send(notes).await {
+                first_error.get_or_insert(err);
+            }
+        }
+        for sink in &self.webhooks {
+            if let Err(err) = sink.send(notes).await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,6 +227,13 @@ impl WorkflowHistory for AnyStore {
         }
     }
 
+    async fn forget_cycle(&self, cycle_id: i64) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.forget_cycle(cycle_id).await,
+            AnyStore::Postgres(store) => store.forget_cycle(cycle_id).await,
+        }
+    }
+
     async fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StoreError> {
         match self {
             AnyStore::Sqlite(store) => store.recent_cycles(limit).await,

@@ -161,6 +161,10 @@ pub trait WorkflowHistory: Send + Sync + 'static {
         cycle_id: i64,
     ) -> impl Future<Output = Result<Vec<StepRecord>, StoreError>> + Send;
 
+    /// Deletes a finished cycle and its steps: a cycle that changed nothing
+    /// is not worth a row every period.
+    fn forget_cycle(&self, cycle_id: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// At most `limit` cycles, newest first.
     fn recent_cycles(
         &self,
@@ -190,6 +194,10 @@ pub(super) const STEP_STARTED: &str = "INSERT INTO workflow_steps \
 
 pub(super) const STEP_FINISHED: &str = "UPDATE workflow_steps \
      SET status = $2, result = $3, error = $4, duration_ms = $5 WHERE id = $1";
+
+pub(super) const FORGET_STEPS: &str = "DELETE FROM workflow_steps WHERE cycle_id = $1";
+
+pub(super) const FORGET_CYCLE: &str = "DELETE FROM workflow_cycles WHERE id = $1";
 
 pub(super) const STEPS: &str = "SELECT id, cycle_id, seq, activity, attempt, input_hash, status, \
      result, error, started_ms, duration_ms FROM workflow_steps \
@@ -394,6 +402,20 @@ macro_rules! impl_workflow_history {
                         source,
                     })?;
                 rows.into_iter().map(StepRow::into_record).collect()
+            }
+
+            async fn forget_cycle(&self, cycle_id: i64) -> Result<(), StoreError> {
+                // Steps first: a crash in between leaves a finished cycle
+                // without steps, which nothing reads as unfinished.
+                for sql in [workflow::FORGET_STEPS, workflow::FORGET_CYCLE] {
+                    sqlx::query(sql).bind(cycle_id).execute(&self.pool).await.map_err(
+                        |source| StoreError::Database {
+                            what: format!("removal of cycle {cycle_id}"),
+                            source,
+                        },
+                    )?;
+                }
+                Ok(())
             }
 
             async fn recent_cycles(&self, limit: usize) -> Result<Vec<CycleRecord>, StoreError> {

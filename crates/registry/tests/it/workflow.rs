@@ -87,6 +87,11 @@ async fn an_interrupted_cycle_is_found_with_its_steps<S: WorkflowHistory>(store:
     assert_eq!(recent.iter().map(|c| c.id).collect::<Vec<_>>(), vec![open, other_node]);
     assert_eq!(recent[0].outcome.as_deref(), Some("applied cfg-1"));
     assert_eq!(recent[0].finished_ms, Some(60));
+    store.forget_cycle(done).await.expect("forget");
+    let recent = store.recent_cycles(10).await.expect("recent");
+    assert!(recent.iter().all(|c| c.id != done), "forgotten");
+    assert_eq!(store.steps(done).await.expect("steps"), vec![]);
+    assert_eq!(store.steps(open).await.expect("steps").len(), 3, "others untouched");
     // Reopen the cycle for the reopening check in `check_all`.
     let again = store.begin_cycle("node-a", "embedded", "event", 70).await.expect("begin");
     assert!(again > open);
