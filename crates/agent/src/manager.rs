@@ -144,6 +144,10 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
         AgentManager { runner, versions, settings, http, rollout: Mutex::new(()), events }
     }
 
+    pub fn settings(&self) -> &AgentSettings {
+        &self.settings
+    }
+
     pub fn runner(&self) -> &R {
         &self.runner
     }

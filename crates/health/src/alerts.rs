@@ -707,7 +707,7 @@ impl AlertSink for Webhook {
 /// Every sink `steward.yaml` names, as one: each gets every notification;
 /// one failing does not keep the others from theirs, and the first error is
 /// returned after all were tried. No sinks: notifications are only logged.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sinks {
     pub alertmanagers: Vec<Alertmanager>,
     pub webhooks: Vec<Webhook>,

@@ -140,7 +140,7 @@ fn event_json(event: &Event) -> serde_json::Value {
     }
 }
 
-async fn open_store(settings: &Settings) -> Result<AnyStore, Failure> {
+pub(crate) async fn open_store(settings: &Settings) -> Result<AnyStore, Failure> {
     let url = settings.store_url();
     AnyStore::open(&url).await.map_err(|err| match err {
         StoreError::UnsupportedUrl { .. } => Failure::Usage(err.to_string()),
@@ -236,8 +236,11 @@ fn read_sources(path: &std::path::Path) -> Result<Vec<steward_config::Source>, F
     })
 }
 
-pub fn config_build(settings: &Settings, sources: &std::path::Path) -> Result<(), Failure> {
-    let sources = read_sources(sources)?;
+pub fn config_build(settings: &Settings, sources: Option<&std::path::Path>) -> Result<(), Failure> {
+    let sources = match sources {
+        Some(path) => read_sources(path)?,
+        None => Vec::new(),
+    };
     let rendered = steward_config::generate_config(&sources, &settings.collector)
         .map_err(|err| Failure::Usage(err.to_string()))?;
     print!("{}", rendered.yaml);
@@ -394,6 +397,70 @@ pub async fn config_history(
                     status.to_lowercase(),
                     v.created_ms.to_string(),
                     v.reason.clone(),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn workflow_history(
+    settings: &Settings,
+    limit: usize,
+    output: Output,
+) -> Result<(), Failure> {
+    use steward_registry::store::WorkflowHistory as _;
+    let store = open_store(settings).await?;
+    let cycles = store.recent_cycles(limit).await.context("reading the workflow history")?;
+    let mut rows = Vec::new();
+    for cycle in cycles {
+        let steps = store.steps(cycle.id).await.context("reading the workflow history")?;
+        rows.push((cycle, steps));
+    }
+    match output {
+        Output::Json => {
+            let json: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(cycle, steps)| {
+                    let steps: Vec<serde_json::Value> = steps
+                        .iter()
+                        .map(|s| {
+                            serde_json::json!({
+                                "seq": s.seq, "activity": s.activity, "attempt": s.attempt,
+                                "status": s.status, "input_hash": s.input_hash,
+                                "error": s.error, "started_ms": s.started_ms,
+                                "duration_ms": s.duration_ms,
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "id": cycle.id, "node": cycle.node, "engine": cycle.engine,
+                        "trigger": cycle.trigger, "status": cycle.status,
+                        "started_ms": cycle.started_ms, "finished_ms": cycle.finished_ms,
+                        "outcome": cycle.outcome, "steps": steps,
+                    })
+                })
+                .collect();
+            print_json(&json)?;
+        }
+        Output::Table => {
+            let mut table = table(&["CYCLE", "TRIGGER", "STATUS", "ACTIVITIES", "OUTCOME"]);
+            for (cycle, steps) in &rows {
+                let activities: Vec<String> = steps
+                    .iter()
+                    .map(|s| {
+                        let took = s.duration_ms.map(|ms| format!(" {ms}ms")).unwrap_or_default();
+                        let status = format!("{:?}", s.status).to_lowercase();
+                        format!("{} #{} {status}{took}", s.activity, s.attempt)
+                    })
+                    .collect();
+                table.add_row(vec![
+                    cycle.id.to_string(),
+                    cycle.trigger.clone(),
+                    format!("{:?}", cycle.status).to_lowercase(),
+                    activities.join("\n"),
+                    cycle.outcome.clone().unwrap_or_default(),
                 ]);
             }
             println!("{table}");

@@ -7,7 +7,9 @@
 //! configuration error.
 
 mod commands;
+mod run;
 mod settings;
+mod temporal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the reconcile loop: discovery, registry, config rollouts through
+    /// the workflow engine (`workflow.engine`), and health checks, until
+    /// SIGTERM or Ctrl-C. The collector keeps running when Steward stops
+    /// (agent.mode: signal).
+    Run,
     /// What discovery sees on this node right now (Docker, log directories,
     /// static globs), collectable or not, with the reason.
     Discover {
@@ -52,6 +59,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// The reconcile loop's history: its recent cycles and every activity
+    /// attempt in them.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCommand,
+    },
     /// The collector config: build it, validate it, compare two.
     Config {
         #[command(subcommand)]
@@ -63,9 +76,11 @@ enum Command {
 enum ConfigCommand {
     /// Print the collector config generated from a sources file (a JSON array
     /// as `sources list --output json` prints) and the `collector:` settings.
+    /// Without `--sources`: the config with no sources, only the canary
+    /// (what a collector can start on before Steward runs).
     Build {
         #[arg(long, value_name = "FILE.json")]
-        sources: PathBuf,
+        sources: Option<PathBuf>,
     },
     /// Check a collector config statically and with the collector binary.
     /// Exit 0 if valid, 1 with every problem if not.
@@ -95,6 +110,17 @@ enum ConfigCommand {
     /// Go back to VERSION (a hash, a prefix or `cfg-…`), or to the last good
     /// version before the applied one.
     Rollback { version: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowCommand {
+    /// Recent cycles, newest first, with their activities (embedded engine).
+    History {
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +202,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let settings = settings::Settings::load(cli.config.as_deref())
         .map_err(|err| Failure::Usage(err.to_string()))?;
     match cli.command {
+        Command::Run => run::run(&settings).await,
         Command::Discover { once: true, output } => {
             commands::discover_once(&settings, output).await
         }
@@ -191,9 +218,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sources { command: SourcesCommand::Sync } => {
             commands::sources_sync(&settings).await
         }
+        Command::Workflow { command: WorkflowCommand::History { limit, output } } => {
+            commands::workflow_history(&settings, limit, output).await
+        }
         Command::Status { output } => commands::status(&settings, output).await,
         Command::Config { command: ConfigCommand::Build { sources } } => {
-            commands::config_build(&settings, &sources)
+            commands::config_build(&settings, sources.as_deref())
         }
         Command::Config { command: ConfigCommand::Validate { file, otelcol } } => {
             commands::config_validate(&settings, &file, otelcol.as_deref())

@@ -28,6 +28,91 @@ pub struct Settings {
     pub agent: AgentSection,
     /// Where the end-to-end probe looks for its marker lines.
     pub health: HealthSection,
+    /// The reconcile loop of `steward run`.
+    pub workflow: WorkflowSection,
+    /// Where alerts go; none: they are only logged.
+    pub alerts: AlertsSection,
+    /// This node's name in alerts and the history; default: the host name.
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowSection {
+    pub engine: EngineKind,
+    /// The safety-net period: a full resync and reconcile at least this often.
+    pub period_secs: u64,
+    /// A cycle starts once discovery has been quiet this long...
+    pub debounce_ms: u64,
+    /// ...or this long after the first event, whichever comes first.
+    pub max_delay_ms: u64,
+    /// A candidate config that failed is not tried again for this long
+    /// unless the sources change.
+    pub retry_failed_after_secs: u64,
+    /// Used when `engine: temporal`.
+    pub temporal: TemporalSection,
+}
+
+impl Default for WorkflowSection {
+    fn default() -> Self {
+        WorkflowSection {
+            engine: EngineKind::Embedded,
+            period_secs: 15,
+            debounce_ms: 200,
+            max_delay_ms: 2000,
+            retry_failed_after_secs: 300,
+            temporal: TemporalSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// In-process, history in the store: the default.
+    Embedded,
+    /// A Temporal cluster runs the loop as a workflow; Steward is its worker.
+    Temporal,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemporalSection {
+    /// The frontend's gRPC address, `host:port`.
+    pub address: String,
+    pub namespace: String,
+    /// Default: `steward-<node>`, so each node's worker gets its node's work.
+    pub task_queue: Option<String>,
+    /// How many cycles one workflow run holds before continue-as-new.
+    pub cycles_per_run: u32,
+}
+
+impl Default for TemporalSection {
+    fn default() -> Self {
+        TemporalSection {
+            address: "127.0.0.1:7233".into(),
+            namespace: "default".into(),
+            task_queue: None,
+            cycles_per_run: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsSection {
+    /// Alertmanager base URLs (`http://alertmanager:9093`).
+    pub alertmanagers: Vec<String>,
+    pub webhooks: Vec<WebhookSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    pub url: String,
+    /// Environment variable holding a bearer token, read at each send.
+    #[serde(default)]
+    pub bearer_env: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,11 +122,13 @@ pub struct HealthSection {
     pub backend: Option<BackendSection>,
     /// How long the end-to-end probe waits for its marker.
     pub e2e_timeout_secs: u64,
+    /// How often `steward run` runs every check.
+    pub interval_secs: u64,
 }
 
 impl Default for HealthSection {
     fn default() -> Self {
-        HealthSection { backend: None, e2e_timeout_secs: 30 }
+        HealthSection { backend: None, e2e_timeout_secs: 30, interval_secs: 30 }
     }
 }
 
@@ -121,6 +208,9 @@ impl Default for Settings {
             collector: steward_config::PipelineSettings::default(),
             agent: AgentSection::default(),
             health: HealthSection::default(),
+            workflow: WorkflowSection::default(),
+            alerts: AlertsSection::default(),
+            node: None,
         }
     }
 }
@@ -192,6 +282,45 @@ impl Settings {
         if let Err(err) = self.registry.validate() {
             return Err(invalid(format!("registry.relabel[{}]", err.index), err.reason));
         }
+        let w = &self.workflow;
+        for (field, value) in [
+            ("workflow.period_secs", w.period_secs),
+            ("workflow.debounce_ms", w.debounce_ms),
+            ("workflow.max_delay_ms", w.max_delay_ms),
+            ("health.interval_secs", self.health.interval_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(field.into(), "must be greater than 0".into()));
+            }
+        }
+        if w.max_delay_ms < w.debounce_ms {
+            return Err(invalid(
+                "workflow.max_delay_ms".into(),
+                format!("must be at least debounce_ms ({})", w.debounce_ms),
+            ));
+        }
+        if w.engine == EngineKind::Temporal && !w.temporal.address.contains(':') {
+            return Err(invalid(
+                "workflow.temporal.address".into(),
+                format!("{:?} is not host:port", w.temporal.address),
+            ));
+        }
+        for (i, url) in self.alerts.alertmanagers.iter().enumerate() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("alerts.alertmanagers[{i}]"),
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        for (i, hook) in self.alerts.webhooks.iter().enumerate() {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("alerts.webhooks[{i}].url"),
+                    format!("{:?} is not an http(s) URL", hook.url),
+                ));
+            }
+        }
         for (i, source) in self.discovery.static_sources.iter().enumerate() {
             if let Err(err) = validate_glob(&source.path) {
                 return Err(invalid(
@@ -201,6 +330,17 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// This node's name: `node`, else the host name.
+    pub fn node(&self) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .ok()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "localhost".into())
+        })
     }
 
     /// The store URL, defaulting to SQLite in the data dir.
@@ -263,6 +403,28 @@ mod tests {
     fn unknown_fields_inside_discovery_settings_are_refused_too() {
         let err = parse("discovery:\n  docker:\n    hots: x\n").unwrap_err().to_string();
         assert!(err.contains("hots") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn workflow_and_alerts_parse_and_bad_values_name_their_field() {
+        let ok = parse(
+            "workflow:\n  engine: temporal\n  period_secs: 5\n  temporal: {address: 'tmp:7233'}\n\
+             alerts:\n  alertmanagers: [http://am:9093]\n  webhooks: [{url: http://hook, bearer_env: TOKEN}]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.workflow.engine, EngineKind::Temporal);
+        assert_eq!(ok.workflow.period_secs, 5);
+        assert_eq!(ok.alerts.webhooks[0].bearer_env.as_deref(), Some("TOKEN"));
+        let err = parse("workflow:\n  engine: cron\n").unwrap_err().to_string();
+        assert!(err.contains("cron") && err.contains("line 2"), "{err}");
+        let err = parse("workflow:\n  period_secs: 0\n").unwrap_err().to_string();
+        assert!(err.contains("workflow.period_secs"), "{err}");
+        let err = parse("alerts:\n  alertmanagers: [am:9093]\n").unwrap_err().to_string();
+        assert!(err.contains("alerts.alertmanagers[0]"), "{err}");
+        let err = parse("workflow:\n  engine: temporal\n  temporal: {address: nowhere}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("workflow.temporal.address"), "{err}");
     }
 
     #[test]

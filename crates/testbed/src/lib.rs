@@ -26,6 +26,7 @@
 
 pub mod docker;
 pub mod first_proof;
+pub mod node;
 pub mod parts;
 mod process;
 

@@ -110,6 +110,13 @@ impl<D: Dispatch, H: WorkflowHistory> EmbeddedEngine<D, H> {
         }
     }
 
+    /// Uses `shutdown` (shared with whoever handles signals) instead of
+    /// the engine's own.
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
     pub fn shutdown(&self) -> Shutdown {
         self.shutdown.clone()
     }

@@ -3,5 +3,6 @@
 mod agent;
 mod cli;
 mod config;
+mod run;
 mod sources;
 mod status;
