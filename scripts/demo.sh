@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, for now: installs (or re-checks) the
-# test bench, then runs the first-proof pipeline (a container's stdout →
-# otelcol-steward → VictoriaLogs) and prints where to look. Ctrl-C stops it.
+# The main job on the embedded default: installs (or re-checks) the test
+# bench, builds Steward, then runs `steward run` (SQLite, embedded workflow
+# engine) on one Docker host with the real collector and VictoriaLogs, shows a
+# new container's lines arriving with no manual step, and prints where to see
+# them. Ctrl-C stops it; `--once` exits after the check.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$ROOT/scripts/testbed.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${STEWARD_CACHE_DIR:-/var/cache/steward-testbed}/cargo-target}"
 cd "$ROOT"
-exec cargo run --locked --quiet -p steward-testbed --bin demo -- "$@"
+cargo build --locked --quiet -p steward -p steward-testbed --bins
+exec "$CARGO_TARGET_DIR/debug/demo" "$@"

@@ -27,6 +27,7 @@ pub struct NodeOptions {
     pub temporal_address: Option<String>,
     pub canary: bool,
     pub settle_ms: u64,
+    pub verify_timeout_secs: u64,
     pub period_secs: u64,
     pub debounce_ms: u64,
     /// `batch.timeout` of the generated config.
@@ -44,6 +45,7 @@ impl Default for NodeOptions {
             temporal_address: None,
             canary: true,
             settle_ms: 500,
+            verify_timeout_secs: 20,
             period_secs: 15,
             debounce_ms: 200,
             batch_timeout: "200ms".into(),
@@ -101,7 +103,7 @@ impl Node {
              poll_interval: {poll}\n  batch:\n    timeout: {batch}\n  \
              logs:\n    exporter:\n      otlp_http:\n        logs_endpoint: {endpoint}\n\
              agent:\n  mode: signal\n  config_path: {config}\n  pid_file: {pid}\n  \
-             canary: {canary_on}\n  settle_ms: {settle}\n\
+             canary: {canary_on}\n  settle_ms: {settle}\n  verify_timeout_secs: {verify}\n\
              health:\n  backend:\n    victoria_logs: {store}\n  interval_secs: 30\n\
              workflow:\n{workflow}  period_secs: {period}\n  debounce_ms: {debounce}\n",
             data = d.join("data").display(),
@@ -120,6 +122,7 @@ impl Node {
             pid = pid_file.display(),
             canary_on = options.canary,
             settle = options.settle_ms,
+            verify = options.verify_timeout_secs,
             store = logs.base_url(),
             period = options.period_secs,
             debounce = options.debounce_ms,

@@ -117,7 +117,12 @@ impl ActivityPolicies {
             Activity::PushConfig => (secs(30), RetryPolicy::attempts(5)),
             // Verification waits for the collector itself: the verify
             // timeout, a settle time and the health calls.
-            Activity::VerifyReload => (self.verify_timeout * 2 + secs(15), RetryPolicy::ONCE),
+            // A failed verification is a verdict, not an error; errors here
+            // are a store that did not answer or a worker that died
+            // mid-check, worth another look.
+            Activity::VerifyReload => {
+                (self.verify_timeout * 2 + secs(15), RetryPolicy::attempts(3))
+            }
             Activity::RollbackConfig => (secs(90), RetryPolicy::attempts(3)),
             Activity::SendAlert => (secs(60), RetryPolicy::attempts(5)),
         };

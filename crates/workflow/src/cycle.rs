@@ -75,13 +75,14 @@ pub enum Stop {
 }
 
 /// Calls activities on behalf of a cycle: locally with a recorded history
-/// (embedded) or through a workflow engine (Temporal).
-pub trait Executor: Send {
+/// (embedded) or through a workflow engine (Temporal). Not `Send`: Temporal
+/// runs workflow code on a single-threaded local executor.
+pub trait Executor {
     fn call<I, O>(
         &mut self,
         activity: Activity,
         input: &I,
-    ) -> impl Future<Output = Result<O, Stop>> + Send
+    ) -> impl Future<Output = Result<O, Stop>>
     where
         I: Serialize + Sync,
         O: DeserializeOwned;

@@ -69,7 +69,7 @@ impl Shutdown {
         self.flag.load(Ordering::SeqCst)
     }
 
-    async fn wait(&self) {
+    pub async fn wait(&self) {
         loop {
             let notified = self.notify.notified();
             if self.is_triggered() {

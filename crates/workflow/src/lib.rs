@@ -10,12 +10,14 @@
 //! - [`trigger`]: debounced events and the safety-net period.
 //! - [`embedded`]: the default engine, in-process, with a durable history
 //!   in the store and crash resume by replay.
+//! - [`temporal`]: the same loop as a Temporal workflow, Steward as its worker.
 //! - [`retry`]: timeouts, bounded retries with backoff, retryable or not.
 
 pub mod activities;
 pub mod cycle;
 pub mod embedded;
 pub mod retry;
+pub mod temporal;
 pub mod trigger;
 
 pub use activities::{Activities, Activity, ActivityPolicies, ActivitySettings, Dispatch};

@@ -216,3 +216,167 @@ async fn embedded_kill_9_mid_rollout_resumes_without_applying_twice() {
     arrives(&node, &after, 1, Duration::from_secs(60)).await;
     arrives(&node, &marker, 1, Duration::from_secs(1)).await;
 }
+
+/// The Temporal engine's history, from the server: activity type names in
+/// the order they were scheduled, for the node's workflow (all its runs).
+async fn scheduled(temporal: &Temporal, workflow: &str) -> Vec<String> {
+    let out = temporal
+        .cli(&["workflow", "show", "--workflow-id", workflow, "--output", "json"])
+        .await
+        .expect("temporal workflow show");
+    let history: Value = serde_json::from_str(&out).expect("history is JSON");
+    history["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["activityTaskScheduledEventAttributes"]["activityType"]["name"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The activities the server has handed out and not yet seen complete.
+async fn pending(temporal: &Temporal, workflow: &str) -> Vec<String> {
+    let out = temporal
+        .cli(&["workflow", "describe", "--workflow-id", workflow, "--output", "json"])
+        .await
+        .expect("temporal workflow describe");
+    let described: Value = serde_json::from_str(&out).expect("description is JSON");
+    described["pendingActivities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["state"] == "PENDING_ACTIVITY_STATE_STARTED")
+        .filter_map(|a| a["activityType"]["name"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Under Temporal, `kill -9` of `steward run` (the worker) while the
+/// server has `verify_reload` out to it: the collector keeps a valid
+/// config; after the restart the server hands the unfinished verification
+/// to the new worker once its start-to-close timeout has passed, and the
+/// rollout completes without a second push; collection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_kill_9_mid_rollout_resumes_without_applying_twice() {
+    let tb = Testbed::locate().expect("test bench installed");
+    let temporal = Temporal::start(&tb).await.expect("Temporal starts");
+    let options = NodeOptions {
+        engine: "temporal".into(),
+        temporal_address: Some(temporal.address()),
+        settle_ms: 3000,
+        // The verification's start-to-close timeout is 2 × this + 15 s:
+        // how long the server waits before handing it to the next worker.
+        verify_timeout_secs: 4,
+        period_secs: 3600,
+        ..NodeOptions::default()
+    };
+    let mut node = Node::start(&tb, STEWARD.as_ref(), options).await.expect("node starts");
+    let workflow = format!("steward-reconcile-{}", node.label);
+    node.start_steward().expect("steward run starts");
+    eventually("a first applied version", Duration::from_secs(60), || async {
+        applied(&node).ok_or_else(|| "none yet".to_owned())
+    })
+    .await
+    .expect("steward applies its first config");
+    assert_eq!(
+        scheduled(&temporal, &workflow).await.iter().filter(|a| *a == "push_config").count(),
+        1
+    );
+
+    let (docker, host) = connect(&tb).await.expect("docker");
+    let marker = format!("before-kill-{}", node.label);
+    let _one = Container::run(
+        &docker,
+        &host,
+        &format!("tkill-{}", node.label),
+        &node.labels(),
+        &format!("echo {marker}; sleep 600"),
+    )
+    .await
+    .expect("the container starts");
+    eventually("verify_reload handed to the worker", Duration::from_secs(60), || async {
+        let pending = pending(&temporal, &workflow).await;
+        if pending.iter().any(|a| a == "verify_reload") {
+            Ok(())
+        } else {
+            Err(format!("{pending:?}"))
+        }
+    })
+    .await
+    .expect("a rollout reaches verification");
+    node.kill_steward();
+
+    node.collector.check_running().expect("the collector survives Steward");
+    eventually("the collector's health after the kill", Duration::from_secs(15), || async {
+        node.collector_health().await.map_err(|err| err.to_string())
+    })
+    .await
+    .expect("the collector answers");
+    let out = node
+        .steward_command(&["config", "validate", &node.config_path.display().to_string()])
+        .output()
+        .expect("validate");
+    assert!(
+        out.status.success(),
+        "the file on disk is valid: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    node.start_steward().expect("steward run starts again");
+    eventually("the new version applied", Duration::from_secs(90), || async {
+        let versions = versions(&node);
+        let applied = versions.iter().filter(|v| v["status"] == "applied").count();
+        if versions.len() == 2 && applied == 1 && versions[0]["status"] == "applied" {
+            Ok(())
+        } else {
+            Err(format!("{versions:?}"))
+        }
+    })
+    .await
+    .expect("the rollout completes after the restart");
+    let scheduled = scheduled(&temporal, &workflow).await;
+    let count = |name: &str| scheduled.iter().filter(|a| *a == name).count();
+    assert_eq!(
+        count("push_config"),
+        2,
+        "bootstrap and the container, no push again: {scheduled:?}"
+    );
+
+    arrives(&node, &marker, 1, Duration::from_secs(60)).await;
+    let after = format!("after-restart-{}", node.label);
+    let _two = Container::run(
+        &docker,
+        &host,
+        &format!("tagain-{}", node.label),
+        &node.labels(),
+        &format!("echo {after}; sleep 600"),
+    )
+    .await
+    .expect("the second container starts");
+    arrives(&node, &after, 1, Duration::from_secs(60)).await;
+}
+
+/// An unreachable Temporal server: `steward run` says so, names the
+/// address, and keeps retrying instead of stalling or exiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_unreachable_is_reported_and_retried() {
+    let tb = Testbed::locate().expect("test bench installed");
+    let closed = format!("127.0.0.1:{}", steward_testbed::free_port());
+    let options = NodeOptions {
+        engine: "temporal".into(),
+        temporal_address: Some(closed.clone()),
+        ..NodeOptions::default()
+    };
+    let mut node = Node::start(&tb, STEWARD.as_ref(), options).await.expect("node starts");
+    node.start_steward().expect("steward run starts");
+    let steward = node.steward.as_ref().expect("running");
+    eventually("two logged connection failures", Duration::from_secs(30), || async {
+        let log = std::fs::read_to_string(steward.log_path()).unwrap_or_default();
+        let failures =
+            log.lines().filter(|l| l.contains(&closed) && l.contains("cannot connect")).count();
+        if failures >= 2 { Ok(()) } else { Err(format!("{failures} so far")) }
+    })
+    .await
+    .expect("each failed attempt is logged with the address");
+    node.steward.as_mut().expect("running").check_running().expect("still retrying, not exited");
+}

@@ -1,28 +1,62 @@
-//! The README's main job, for now: runs the first-proof pipeline on the test
-//! bench (a container's stdout → `otelcol-steward` → VictoriaLogs), checks that
-//! every line arrived, prints where to look, and keeps the parts up until
-//! Ctrl-C. `--once` exits after the check (used by the test suite).
-//! A later issue replaces this with `steward run`.
+//! The README's main job: `steward run` with the embedded default (SQLite,
+//! the embedded workflow engine) on one Docker host of the test bench, with
+//! the real collector run as a service manager would and VictoriaLogs as the
+//! store. It starts a busybox container that prints numbered lines, waits
+//! until every line is queryable, exactly once, with no manual step, prints
+//! where to look, and keeps everything running until Ctrl-C. `--once` exits
+//! after the check (the test suite runs that).
+//!
+//! The `steward` binary is the one built next to this one (`--steward PATH`
+//! overrides): `scripts/demo.sh` builds both.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use steward_testbed::Testbed;
-use steward_testbed::first_proof::FirstProof;
+use steward_testbed::docker::{Container, connect};
+use steward_testbed::node::{Node, NodeOptions};
+use steward_testbed::{Error, Testbed, eventually};
 
-const LINES: u64 = 1_000;
+const LINES: usize = 100;
+
+struct Args {
+    once: bool,
+    steward: PathBuf,
+}
+
+fn args() -> Result<Args, String> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("steward")))
+        .unwrap_or_else(|| PathBuf::from("steward"));
+    let mut args = Args { once: false, steward: beside };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--once" => args.once = true,
+            "--steward" => {
+                args.steward = it.next().map(PathBuf::from).ok_or("--steward needs a path")?
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (usage: demo [--once] [--steward PATH])"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let once = match std::env::args().nth(1).as_deref() {
-        None => false,
-        Some("--once") => true,
-        Some(other) => {
-            eprintln!("demo: unknown argument {other:?} (usage: demo [--once])");
+    let args = match args() {
+        Ok(args) => args,
+        Err(usage) => {
+            eprintln!("demo: {usage}");
             return ExitCode::from(2);
         }
     };
-    match run(once).await {
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("demo: {err}");
@@ -36,35 +70,77 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(once: bool) -> Result<(), steward_testbed::Error> {
-    let tb = Testbed::locate()?;
-    println!(
-        "starting VictoriaLogs, a busybox container printing {LINES} lines, and otelcol-steward…"
-    );
-    let proof = FirstProof::start(&tb, LINES).await?;
-    let tally = proof.wait_for_lines(LINES, Duration::from_secs(60)).await?;
-    let (missing, duplicated) = (tally.missing(LINES), tally.duplicated());
-    println!(
-        "container {} → collector → VictoriaLogs: {} records, {} missing, {} duplicated",
-        proof.container.name(),
-        tally.records(),
-        missing.len(),
-        duplicated.len()
-    );
-    println!("  VictoriaLogs UI:     {}", proof.logs.ui_url());
-    println!("  LogsQL query:        {}", proof.query());
-    println!("  collector config:    {}", proof.collector.config_path().display());
-    println!("  collector log:       {}", proof.collector.process().log_path().display());
-    println!("  collector telemetry: {}", proof.metrics_url);
-    if !missing.is_empty() || !duplicated.is_empty() {
-        return Err(steward_testbed::Error::Unexpected {
-            what: "first proof".into(),
-            detail: format!("missing lines {missing:?}, duplicated {duplicated:?}"),
+async fn run(args: Args) -> Result<(), Error> {
+    if !args.steward.exists() {
+        return Err(Error::MissingPart {
+            part: "steward (cargo build -p steward)".into(),
+            path: args.steward,
         });
     }
-    if !once {
-        println!("running; press Ctrl-C to stop and clean up");
+    let tb = Testbed::locate()?;
+    println!(
+        "starting VictoriaLogs, otelcol-steward (as its service manager would) and `steward run`…"
+    );
+    let mut node = Node::start(&tb, &args.steward, NodeOptions::default()).await?;
+    node.start_steward()?;
+    let (docker, host) = connect(&tb).await?;
+    let name = format!("steward-demo-{}", node.label);
+    println!("starting container {name}, which prints {LINES} lines; nothing else is done by hand");
+    let container = Container::run(
+        &docker,
+        &host,
+        &name,
+        &node.labels(),
+        &format!("for i in $(seq 1 {LINES}); do echo \"demo line $i\"; done; exec sleep 86400"),
+    )
+    .await?;
+    let query = format!("container.name:{name:?}");
+    let records = eventually(
+        &format!("{LINES} lines of {name} in VictoriaLogs"),
+        Duration::from_secs(90),
+        || async {
+            match node.logs.query(&query).await {
+                Ok(records) if records.len() >= LINES => Ok(records),
+                Ok(records) => Err(format!("{} so far", records.len())),
+                Err(err) => Err(err.to_string()),
+            }
+        },
+    )
+    .await?;
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for record in &records {
+        *seen.entry(record["_msg"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    let missing = (1..=LINES).filter(|i| !seen.contains_key(&format!("demo line {i}"))).count();
+    let duplicated = seen.values().filter(|n| **n > 1).count();
+    println!(
+        "container {name} → steward run → otelcol-steward → VictoriaLogs: {} records, {missing} missing, {duplicated} duplicated",
+        records.len()
+    );
+    let steward = node.steward.as_ref().expect("started above");
+    let config = node.dir().join("steward.yaml");
+    println!("  see the logs:        {} (query: {query})", node.logs.ui_url());
+    println!("  steward.yaml:        {}", config.display());
+    println!("  steward's log:       {}", steward.log_path().display());
+    println!("  collector config:    {}", node.config_path.display());
+    println!(
+        "  rollouts:            STEWARD_CONFIG={} {} workflow history",
+        config.display(),
+        args.steward.display()
+    );
+    if missing > 0 || duplicated > 0 {
+        return Err(Error::Unexpected {
+            what: "the demo's lines".into(),
+            detail: format!("{missing} missing, {duplicated} duplicated"),
+        });
+    }
+    if !args.once {
+        println!(
+            "running; start containers with the label steward.node={} to see them collected; Ctrl-C stops everything",
+            node.label
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
+    drop(container);
     Ok(())
 }
