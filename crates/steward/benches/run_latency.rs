@@ -236,6 +236,29 @@ async fn main() {
         after - before,
         args.burst
     );
+    // Where a rollout's time goes: every completed attempt in the embedded
+    // engine's history (Temporal keeps its own, not read here).
+    let cycles = json(&node, &["workflow", "history", "--output", "json", "--limit", "100000"]);
+    let mut by_activity: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for step in cycles
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["steps"].as_array().cloned().unwrap_or_default())
+    {
+        if step["status"] == "completed"
+            && let (Some(name), Some(ms)) =
+                (step["activity"].as_str(), step["duration_ms"].as_f64())
+        {
+            by_activity.entry(name.to_owned()).or_default().push(ms);
+        }
+    }
+    if !by_activity.is_empty() {
+        println!("\nactivity durations (embedded history, all cycles):");
+        for (name, values) in by_activity {
+            summary(&format!("  {name}"), values);
+        }
+    }
     println!("goals: p99 ≤ 2000 ms (first line), p99 ≤ 500 ms (event → config applied)");
     drop(kept);
     drop(burst);

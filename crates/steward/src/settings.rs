@@ -405,6 +405,17 @@ mod tests {
         assert!(err.contains("hots") && err.contains("line 3"), "{err}");
     }
 
+    /// The example shipped in the repo is a valid `steward.yaml`.
+    #[test]
+    fn the_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/steward.yaml");
+        let text = std::fs::read_to_string(&path).expect("examples/steward.yaml");
+        let settings = Settings::parse(&text, &path).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(settings.workflow.engine, EngineKind::Embedded);
+        assert_eq!(settings.agent.mode, AgentMode::Signal);
+        assert_eq!(settings.alerts.alertmanagers, vec!["http://alertmanager:9093".to_owned()]);
+    }
+
     #[test]
     fn workflow_and_alerts_parse_and_bad_values_name_their_field() {
         let ok = parse(
