@@ -119,6 +119,10 @@ pub struct AgentManager<R, V> {
     settings: AgentSettings,
     http: reqwest::Client,
     rollout: Mutex<()>,
+    /// When the push whose verification (or rollback) has not ended yet
+    /// began, in Unix ms; 0 when none. The collector is reloading, so a
+    /// health check now would judge a moving target.
+    reloading_since: std::sync::atomic::AtomicI64,
     events: tokio::sync::broadcast::Sender<AgentEvent>,
 }
 
@@ -141,7 +145,31 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
             .build()
             .expect("a reqwest client with rustls builds");
         let (events, _) = tokio::sync::broadcast::channel(64);
-        AgentManager { runner, versions, settings, http, rollout: Mutex::new(()), events }
+        AgentManager {
+            runner,
+            versions,
+            settings,
+            http,
+            rollout: Mutex::new(()),
+            reloading_since: std::sync::atomic::AtomicI64::new(0),
+            events,
+        }
+    }
+
+    /// Whether a pushed config is still being verified or rolled back: the
+    /// health monitor holds its verdicts meanwhile (a reload briefly takes
+    /// the health endpoint down, and a restart then would be a false repair).
+    /// A step that never ended (its task was cancelled) stops counting once
+    /// the longest verification could have ended.
+    pub fn reloading(&self) -> bool {
+        let since = self.reloading_since.load(std::sync::atomic::Ordering::SeqCst);
+        let longest = (self.settings.verify_timeout * 2 + self.settings.settle).as_millis() as i64;
+        since != 0 && now_ms().saturating_sub(since) < longest + 30_000
+    }
+
+    fn set_reloading(&self, on: bool) {
+        let since = if on { now_ms() } else { 0 };
+        self.reloading_since.store(since, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn settings(&self) -> &AgentSettings {
@@ -314,11 +342,18 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
             }
             Err(_) => None,
         };
-        write_atomic(&self.settings.config_path, yaml.as_bytes()).map_err(|source| {
-            AgentError::Write { path: self.settings.config_path.clone(), source }
-        })?;
+        self.set_reloading(true);
         let pid = self.runner.pid();
-        self.runner.reload().await?;
+        let reloaded = match write_atomic(&self.settings.config_path, yaml.as_bytes()) {
+            Ok(()) => self.runner.reload().await,
+            Err(source) => {
+                Err(AgentError::Write { path: self.settings.config_path.clone(), source })
+            }
+        };
+        if let Err(err) = reloaded {
+            self.set_reloading(false);
+            return Err(err);
+        }
         Ok(Pushed { hash, previous, pid: pid.or_else(|| self.runner.pid()) })
     }
 
@@ -345,6 +380,7 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
                 },
             },
         };
+        self.set_reloading(false);
         match &verdict {
             Ok(()) => {
                 self.versions.mark_applied(&pushed.hash, now_ms()).await?;
@@ -433,11 +469,19 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
             return Ok(None);
         };
         let hash = content_hash(&yaml);
+        self.set_reloading(true);
+        let restored = self.restore(&yaml, &hash).await;
+        self.set_reloading(false);
+        restored
+    }
+
+    async fn restore(&self, yaml: &str, hash: &str) -> Result<Option<String>, AgentError> {
+        let hash = hash.to_owned();
         write_atomic(&self.settings.config_path, yaml.as_bytes()).map_err(|source| {
             AgentError::Write { path: self.settings.config_path.clone(), source }
         })?;
         self.runner.restart().await?;
-        let endpoints = Endpoints::from_yaml(&yaml)?;
+        let endpoints = Endpoints::from_yaml(yaml)?;
         match self.verify(&endpoints, &short(&hash)).await {
             Ok(()) => {
                 if self.versions.get(&hash).await?.is_some() {

@@ -157,24 +157,41 @@ pub async fn verify_reload(
         // answer; a count it gave is no baseline for its successor.
         let (before, counted_by) =
             until(deadline, &alive, || canary_accepted(http, &endpoints.metrics)).await?;
-        write_marker(canary, &marker(version))
-            .map_err(|e| format!("cannot write the canary file {}: {e}", canary.display()))?;
-        until(deadline, &alive, || async {
-            let (now, instance) = canary_accepted(http, &endpoints.metrics).await?;
-            let baseline = if instance == counted_by {
-                before
+        let write = || {
+            write_marker(canary, &marker(version))
+                .map_err(|e| format!("cannot write the canary file {}: {e}", canary.display()))
+        };
+        write()?;
+        // The service a SIGHUP is replacing may still read the marker on its
+        // way out and save the offset past it; its successor then never sees
+        // it. Another marker each second closes that race.
+        let mut written = Instant::now();
+        let counted_by = &counted_by;
+        until(deadline, &alive, || {
+            let rewrite = if written.elapsed() >= Duration::from_secs(1) {
+                written = Instant::now();
+                write()
             } else {
-                tracing::debug!(
-                    ?counted_by,
-                    ?instance,
-                    "a new service instance: counting from zero"
-                );
-                0.0
-            };
-            if now > baseline {
                 Ok(())
-            } else {
-                Err(format!("the canary receiver accepted no new line ({now} so far)"))
+            };
+            async move {
+                rewrite?;
+                let (now, instance) = canary_accepted(http, &endpoints.metrics).await?;
+                let baseline = if instance == *counted_by {
+                    before
+                } else {
+                    tracing::debug!(
+                        ?counted_by,
+                        ?instance,
+                        "a new service instance: counting from zero"
+                    );
+                    0.0
+                };
+                if now > baseline {
+                    Ok(())
+                } else {
+                    Err(format!("the canary receiver accepted no new line ({now} so far)"))
+                }
             }
         })
         .await?;

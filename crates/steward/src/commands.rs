@@ -9,6 +9,7 @@ use steward_discovery::static_files::StaticDiscovery;
 use steward_discovery::{Collect, Discovery, Event, Labels, Observed, Origin};
 use steward_registry::store::{AnyStore, StoreError};
 use steward_registry::{LogSource, LogSourceRegistry, SourceState};
+use steward_workflow::retry::error_chain as chain;
 use tokio::sync::mpsc;
 
 use crate::settings::Settings;
@@ -55,18 +56,6 @@ fn report_failures(snapshots: &[Snapshot]) -> Option<anyhow::Error> {
         })
         .collect();
     (!failed.is_empty()).then(|| anyhow::anyhow!("{}", failed.join("; ")))
-}
-
-/// `outer: cause: root cause`.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub async fn discover_once(settings: &Settings, output: Output) -> Result<(), Failure> {

@@ -246,6 +246,13 @@ async fn health_loop<B: LogBackend + 'static>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if agent.reloading() {
+            // The rollout's own verification judges this reload; a check
+            // now would see the health endpoint down for a moment and
+            // order a restart.
+            tracing::debug!("health: a rollout is verifying; this round is skipped");
+            continue;
+        }
         let endpoints = std::fs::read_to_string(&agent_config_path(&agent))
             .map_err(|err| err.to_string())
             .and_then(|yaml| {

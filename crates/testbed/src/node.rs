@@ -67,8 +67,25 @@ pub struct Node {
     pub db_path: PathBuf,
     steward_bin: PathBuf,
     options: NodeOptions,
-    // Last: dropped after the processes that use it.
-    dir: TempDir,
+    // Last: dropped after the processes that use it. An `Option` so that
+    // `Drop` can keep it.
+    dir: Option<TempDir>,
+}
+
+impl Drop for Node {
+    /// A failed test or benchmark keeps the node's dir: `steward.yaml`,
+    /// Steward's and the collector's logs, the SQLite history.
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            if let Some(steward) = &mut self.steward {
+                steward.stop();
+            }
+            self.collector.stop();
+            eprintln!("test bench: kept the node's dir {}", dir.keep().display());
+        }
+    }
 }
 
 impl Node {
@@ -165,7 +182,7 @@ impl Node {
             db_path,
             steward_bin: steward_bin.to_owned(),
             options,
-            dir,
+            dir: Some(dir),
         };
         eventually("the collector's health check", Duration::from_secs(30), || async {
             node.collector_health().await.map_err(|err| err.to_string())
@@ -175,14 +192,14 @@ impl Node {
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().expect("kept until drop").path()
     }
 
     /// `steward …` with this node's `steward.yaml`.
     pub fn steward_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.steward_bin);
         cmd.args(args)
-            .env("STEWARD_CONFIG", self.dir.path().join("steward.yaml"))
+            .env("STEWARD_CONFIG", self.dir().join("steward.yaml"))
             .env("RUST_LOG", &self.options.log);
         cmd
     }
@@ -194,7 +211,7 @@ impl Node {
             None => "steward-run".to_owned(),
             Some(_) => "steward-run-again".to_owned(),
         };
-        self.steward = Some(Process::spawn_in(&name, cmd, self.dir.path())?);
+        self.steward = Some(Process::spawn_in(&name, cmd, self.dir())?);
         Ok(())
     }
 

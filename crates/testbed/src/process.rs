@@ -130,6 +130,11 @@ impl Process {
         String::from_utf8_lossy(&tail).into_owned()
     }
 
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// `Err` with the exit status and log tail if the process has exited.
     pub fn check_running(&mut self) -> Result<()> {
         match self.child.try_wait() {

@@ -24,7 +24,7 @@ use steward_health::alerts::{AlertBook, AlertPolicy, AlertSink, Observation, Sin
 use steward_registry::store::{AnyStore, VersionStatus, VersionStore};
 use steward_registry::{LogSource, LogSourceRegistry};
 
-use crate::retry::{ActivityError, ActivityOptions, RetryPolicy};
+use crate::retry::{ActivityError, ActivityOptions, RetryPolicy, error_chain as chain};
 
 /// The activities, by the names the seed gives them (without `_activity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -255,18 +255,6 @@ fn decode<T: DeserializeOwned>(
 fn encode<T: Serialize>(activity: Activity, output: T) -> Result<serde_json::Value, ActivityError> {
     serde_json::to_value(output)
         .map_err(|err| ActivityError::fatal(activity.name(), format!("bad output: {err}")))
-}
-
-/// `outer: cause: root cause`.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// What the activities need to know beyond the objects they drive.

@@ -76,6 +76,19 @@ impl ActivityError {
     }
 }
 
+/// An error with its causes, `outer: cause: root cause`: what an activity
+/// error and a command's message say.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// One attempt's end, for whoever records attempts.
 #[derive(Debug)]
 pub enum AttemptEnd<'a, T> {

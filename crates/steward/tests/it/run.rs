@@ -55,6 +55,46 @@ async fn arrives(node: &Node, needle: &str, n: usize, timeout: Duration) {
     .unwrap_or_else(|err| panic!("{err}"));
 }
 
+/// After a `kill -9` of Steward: the collector was never without a valid
+/// config. It runs, answers once its SIGHUP reload is through, and the file
+/// it has is accepted by the real binary.
+async fn collector_kept_a_valid_config(node: &mut Node) {
+    node.collector.check_running().expect("the collector survives Steward");
+    eventually("the collector's health after the kill", Duration::from_secs(15), || async {
+        node.collector_health().await.map_err(|err| err.to_string())
+    })
+    .await
+    .expect("the collector answers");
+    let out = node
+        .steward_command(&["config", "validate", &node.config_path.display().to_string()])
+        .output()
+        .expect("validate");
+    assert!(
+        out.status.success(),
+        "the file on disk is valid: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// After the restart: the interrupted rollout's container and a new one are
+/// both collected, each line exactly once.
+async fn collection_goes_on(node: &Node, tb: &Testbed, marker: &str, prefix: &str) {
+    let (docker, host) = connect(tb).await.expect("docker");
+    arrives(node, marker, 1, Duration::from_secs(60)).await;
+    let after = format!("after-restart-{}", node.label);
+    let _two = Container::run(
+        &docker,
+        &host,
+        &format!("{prefix}-{}", node.label),
+        &node.labels(),
+        &format!("echo {after}; sleep 600"),
+    )
+    .await
+    .expect("the second container starts");
+    arrives(node, &after, 1, Duration::from_secs(60)).await;
+    arrives(node, marker, 1, Duration::from_secs(1)).await;
+}
+
 async fn new_container_line_arrives(options: NodeOptions) {
     let tb = Testbed::locate().expect("test bench installed");
     let mut node = Node::start(&tb, STEWARD.as_ref(), options).await.expect("node starts");
@@ -86,16 +126,33 @@ async fn new_container_line_arrives(options: NodeOptions) {
     assert_eq!(versions.iter().filter(|v| v["status"] == "applied").count(), 1, "{versions:?}");
     drop(container);
     node.steward.as_mut().expect("running").check_running().expect("steward ran throughout");
+
+    // SIGTERM: Steward stops cleanly (exit 0); the collector is not its
+    // child and keeps running.
+    let steward = node.steward.as_mut().expect("running");
+    steward.signal(libc::SIGTERM);
+    let status = eventually("steward to exit after SIGTERM", Duration::from_secs(30), || {
+        let status = steward.exit_status();
+        async move { status.ok_or_else(|| "still running".to_owned()) }
+    })
+    .await
+    .expect("steward stops");
+    assert_eq!(status.code(), Some(0), "{}", steward.log_tail(2048));
+    assert!(steward.log_tail(4096).contains("stopped"), "{}", steward.log_tail(2048));
+    node.collector.check_running().expect("the collector keeps running");
+    node.collector_health().await.expect("and answers");
 }
 
 /// The embedded engine: a new container's first line is queryable in
-/// VictoriaLogs with no manual step.
+/// VictoriaLogs with no manual step; SIGTERM stops Steward with exit 0 and
+/// leaves the collector running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_a_new_containers_first_line_arrives() {
     new_container_line_arrives(NodeOptions::default()).await;
 }
 
-/// The same under the Temporal engine, against a real Temporal dev server.
+/// The same under the Temporal engine, against a real Temporal dev server
+/// (the worker shuts down on SIGTERM; the workflow stays on the server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporal_a_new_containers_first_line_arrives() {
     let tb = Testbed::locate().expect("test bench installed");
@@ -157,24 +214,7 @@ async fn embedded_kill_9_mid_rollout_resumes_without_applying_twice() {
     .expect("a rollout reaches verification");
     node.kill_steward();
 
-    // The collector was never without a valid config: it runs, answers once
-    // its SIGHUP reload is through, and the file it has is accepted by the
-    // real binary.
-    node.collector.check_running().expect("the collector survives Steward");
-    eventually("the collector's health after the kill", Duration::from_secs(15), || async {
-        node.collector_health().await.map_err(|err| err.to_string())
-    })
-    .await
-    .expect("the collector answers");
-    let out = node
-        .steward_command(&["config", "validate", &node.config_path.display().to_string()])
-        .output()
-        .expect("validate");
-    assert!(
-        out.status.success(),
-        "the file on disk is valid: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    collector_kept_a_valid_config(&mut node).await;
     let pending = versions(&node);
     assert!(
         pending.iter().all(|v| v["hash"] == first.as_str() || v["status"] == "candidate"),
@@ -202,19 +242,7 @@ async fn embedded_kill_9_mid_rollout_resumes_without_applying_twice() {
     let running = cycles(&node).into_iter().filter(|c| c["status"] == "running").count();
     assert_eq!(running, 0, "nothing left unfinished");
 
-    arrives(&node, &marker, 1, Duration::from_secs(60)).await;
-    let after = format!("after-restart-{}", node.label);
-    let _two = Container::run(
-        &docker,
-        &host,
-        &format!("again-{}", node.label),
-        &node.labels(),
-        &format!("echo {after}; sleep 600"),
-    )
-    .await
-    .expect("the second container starts");
-    arrives(&node, &after, 1, Duration::from_secs(60)).await;
-    arrives(&node, &marker, 1, Duration::from_secs(1)).await;
+    collection_goes_on(&node, &tb, &marker, "again").await;
 }
 
 /// The Temporal engine's history, from the server: activity type names in
@@ -306,21 +334,7 @@ async fn temporal_kill_9_mid_rollout_resumes_without_applying_twice() {
     .expect("a rollout reaches verification");
     node.kill_steward();
 
-    node.collector.check_running().expect("the collector survives Steward");
-    eventually("the collector's health after the kill", Duration::from_secs(15), || async {
-        node.collector_health().await.map_err(|err| err.to_string())
-    })
-    .await
-    .expect("the collector answers");
-    let out = node
-        .steward_command(&["config", "validate", &node.config_path.display().to_string()])
-        .output()
-        .expect("validate");
-    assert!(
-        out.status.success(),
-        "the file on disk is valid: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    collector_kept_a_valid_config(&mut node).await;
 
     node.start_steward().expect("steward run starts again");
     eventually("the new version applied", Duration::from_secs(90), || async {
@@ -342,18 +356,7 @@ async fn temporal_kill_9_mid_rollout_resumes_without_applying_twice() {
         "bootstrap and the container, no push again: {scheduled:?}"
     );
 
-    arrives(&node, &marker, 1, Duration::from_secs(60)).await;
-    let after = format!("after-restart-{}", node.label);
-    let _two = Container::run(
-        &docker,
-        &host,
-        &format!("tagain-{}", node.label),
-        &node.labels(),
-        &format!("echo {after}; sleep 600"),
-    )
-    .await
-    .expect("the second container starts");
-    arrives(&node, &after, 1, Duration::from_secs(60)).await;
+    collection_goes_on(&node, &tb, &marker, "tagain").await;
 }
 
 /// An unreachable Temporal server: `steward run` says so, names the
