@@ -460,7 +460,7 @@ pub async fn workflow_history(
 
 /// Runs every check once, without sending alerts, and prints the verdicts.
 pub async fn status(settings: &Settings, output: Output) -> Result<(), Failure> {
-    use steward_health::backend::{Loki, VictoriaLogs};
+    use steward_health::backend::VictoriaLogs;
     use steward_health::checks::{self, Status};
 
     let path = &settings.agent.config_path;
@@ -500,13 +500,11 @@ pub async fn status(settings: &Settings, output: Output) -> Result<(), Failure> 
             }
         }
         Some(crate::settings::BackendSection::Loki { url, tenant, bearer_env }) => {
-            let mut backend = Loki::new(url.clone());
-            if let Some(tenant) = tenant {
-                backend = backend.with_tenant(tenant.clone());
-            }
-            if let Some(variable) = bearer_env {
-                backend = backend.with_bearer_env(variable.clone());
-            }
+            let backend = crate::settings::BackendSection::loki(
+                url,
+                tenant.as_deref(),
+                bearer_env.as_deref(),
+            );
             results.push(
                 checks::check_loki_push_errors(&http, &endpoints.metrics, &backend, None).await.0,
             );

@@ -25,7 +25,7 @@ use steward_discovery::docker::DockerDiscovery;
 use steward_discovery::logdir::LogDirDiscovery;
 use steward_discovery::static_files::StaticDiscovery;
 use steward_health::alerts::{Alertmanager, Sinks, Webhook};
-use steward_health::backend::{LogBackend, Loki, VictoriaLogs};
+use steward_health::backend::{LogBackend, VictoriaLogs};
 use steward_health::monitor::{HealthMonitor, MonitorSettings};
 use steward_registry::LogSourceRegistry;
 use steward_registry::store::AnyStore;
@@ -151,13 +151,7 @@ pub async fn run(settings: &Settings) -> Result<(), Failure> {
                 tasks.spawn(health_loop(VictoriaLogs::new(url), health, agent, store, sinks, node));
             }
             BackendSection::Loki { url, tenant, bearer_env } => {
-                let mut backend = Loki::new(url);
-                if let Some(tenant) = tenant {
-                    backend = backend.with_tenant(tenant);
-                }
-                if let Some(variable) = bearer_env {
-                    backend = backend.with_bearer_env(variable);
-                }
+                let backend = BackendSection::loki(&url, tenant.as_deref(), bearer_env.as_deref());
                 tasks.spawn(health_loop(backend, health, agent, store, sinks, node));
             }
         }
@@ -253,7 +247,7 @@ async fn health_loop<B: LogBackend + 'static>(
             tracing::debug!("health: a rollout is verifying; this round is skipped");
             continue;
         }
-        let endpoints = std::fs::read_to_string(&agent_config_path(&agent))
+        let endpoints = std::fs::read_to_string(&agent.settings().config_path)
             .map_err(|err| err.to_string())
             .and_then(|yaml| {
                 steward_agent::verify::Endpoints::from_yaml(&yaml).map_err(|err| err.to_string())
@@ -300,8 +294,4 @@ async fn health_loop<B: LogBackend + 'static>(
             Err(err) => tracing::error!(error = %err, "health: alerts not delivered"),
         }
     }
-}
-
-fn agent_config_path(agent: &Agent) -> PathBuf {
-    agent.settings().config_path.clone()
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use steward_discovery::docker::DockerSettings;
 use steward_discovery::logdir::LogDirSettings;
 use steward_discovery::static_files::{StaticSource, validate_glob};
+use steward_health::backend::Loki;
 
 /// Where `steward.yaml` is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "steward.yaml";
@@ -145,6 +146,20 @@ pub enum BackendSection {
     },
     /// VictoriaLogs' base URL (LogsQL, `/health`).
     VictoriaLogs(String),
+}
+
+impl BackendSection {
+    /// The Loki client for a `loki:` backend with its tenant and token.
+    pub fn loki(url: &str, tenant: Option<&str>, bearer_env: Option<&str>) -> Loki {
+        let mut backend = Loki::new(url.to_owned());
+        if let Some(tenant) = tenant {
+            backend = backend.with_tenant(tenant.to_owned());
+        }
+        if let Some(variable) = bearer_env {
+            backend = backend.with_bearer_env(variable.to_owned());
+        }
+        backend
+    }
 }
 
 /// How the node's collector runs and how a rollout is checked.

@@ -204,6 +204,19 @@ impl Node {
         cmd
     }
 
+    /// Runs `steward ARGS` (a command with `--output json`) and parses what
+    /// it prints; a non-zero exit is an error with its stderr.
+    pub fn steward_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let what = format!("steward {}", args.join(" "));
+        let out = self.steward_command(args).output().map_err(io_err(&self.steward_bin))?;
+        if !out.status.success() {
+            let detail = String::from_utf8_lossy(&out.stderr).into_owned();
+            return Err(Error::Unexpected { what, detail });
+        }
+        serde_json::from_slice(&out.stdout)
+            .map_err(|err| Error::Unexpected { what, detail: format!("not JSON: {err}") })
+    }
+
     /// Starts `steward run` (again).
     pub fn start_steward(&mut self) -> Result<()> {
         let cmd = self.steward_command(&["run"]);

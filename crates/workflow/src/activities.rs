@@ -79,10 +79,6 @@ impl Activity {
             Activity::SendAlert => "send_alert",
         }
     }
-
-    pub fn from_name(name: &str) -> Option<Activity> {
-        Activity::ALL.into_iter().find(|a| a.name() == name)
-    }
 }
 
 impl std::fmt::Display for Activity {
@@ -116,10 +112,10 @@ impl ActivityPolicies {
             Activity::CanaryReload => (self.canary_timeout + secs(15), RetryPolicy::attempts(2)),
             Activity::PushConfig => (secs(30), RetryPolicy::attempts(5)),
             // Verification waits for the collector itself: the verify
-            // timeout, a settle time and the health calls.
-            // A failed verification is a verdict, not an error; errors here
-            // are a store that did not answer or a worker that died
-            // mid-check, worth another look.
+            // timeout, a settle time and the health calls. A failed
+            // verification is a verdict, not an error; errors are a store
+            // that did not answer or a worker that died mid-check, worth
+            // another look.
             Activity::VerifyReload => {
                 (self.verify_timeout * 2 + secs(15), RetryPolicy::attempts(3))
             }
@@ -371,9 +367,13 @@ impl Activities {
         Ok(RegistryView { sources, changes })
     }
 
-    /// Pure: the same sources give the same bytes and hash.
-    pub fn build_config(&self, input: BuildInput) -> Result<Built, ActivityError> {
-        build(&input.sources, &self.settings.pipeline)
+    /// Pure: the same sources give the same bytes and hash. Tens of
+    /// milliseconds for thousands of sources, so off the async workers.
+    pub async fn build_config(&self, input: BuildInput) -> Result<Built, ActivityError> {
+        let pipeline = self.settings.pipeline.clone();
+        tokio::task::spawn_blocking(move || build(&input.sources, &pipeline)).await.map_err(
+            |err| ActivityError::retryable(Activity::BuildConfig.name(), err.to_string()),
+        )?
     }
 
     pub async fn current_config(&self, candidate: String) -> Result<CurrentState, ActivityError> {
@@ -480,16 +480,7 @@ impl Dispatch for Activities {
                 encode(a, self.register_or_update_registry(decode(a, input)?).await?)
             }
             Activity::CurrentConfig => encode(a, self.current_config(decode(a, input)?).await?),
-            Activity::BuildConfig => {
-                let input: BuildInput = decode(a, input)?;
-                let pipeline = self.settings.pipeline.clone();
-                // Tens of milliseconds for thousands of sources: off the
-                // async workers.
-                let built = tokio::task::spawn_blocking(move || build(&input.sources, &pipeline))
-                    .await
-                    .map_err(|err| ActivityError::retryable(a.name(), err.to_string()))??;
-                encode(a, built)
-            }
+            Activity::BuildConfig => encode(a, self.build_config(decode(a, input)?).await?),
             Activity::ValidateConfig => encode(a, self.validate_config(decode(a, input)?).await?),
             Activity::CanaryReload => encode(a, self.canary_reload(decode(a, input)?).await?),
             Activity::PushConfig => encode(a, self.push_config(decode(a, input)?).await?),

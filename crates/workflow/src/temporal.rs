@@ -304,11 +304,7 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: BuildInput,
     ) -> Result<Built, TemporalActivityError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.build_config(input))
-            .await
-            .map_err(|err| to_temporal(ActivityError::retryable("build_config", err.to_string())))?
-            .map_err(to_temporal)
+        self.inner.build_config(input).await.map_err(to_temporal)
     }
 
     #[activity(name = "validate_config")]

@@ -16,9 +16,7 @@ use steward_testbed::{Testbed, eventually};
 const STEWARD: &str = env!("CARGO_BIN_EXE_steward");
 
 fn json(node: &Node, args: &[&str]) -> Value {
-    let out = node.steward_command(args).output().expect("run steward");
-    assert!(out.status.success(), "steward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON output")
+    node.steward_json(args).unwrap_or_else(|err| panic!("{err}"))
 }
 
 fn versions(node: &Node) -> Vec<Value> {
