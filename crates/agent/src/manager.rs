@@ -508,8 +508,29 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
                 self.versions.last_good(applied.as_ref().map(|a| a.hash.as_str())).await?
             }
         };
-        let target =
-            target.ok_or_else(|| AgentError::UnknownVersion("(no earlier good version)".into()))?;
+        let target = target.ok_or(AgentError::NoRollbackTarget)?;
         self.apply(&target.yaml, &format!("rollback to {}", short(&target.hash))).await
+    }
+
+    /// The hold on the reconcile loop, if one stands (see [`crate::hold`]).
+    pub fn hold(&self) -> Option<crate::Hold> {
+        crate::hold::read_hold(&self.settings.config_path)
+    }
+
+    /// Holds the loop at `version`: it will not roll out over a choice made
+    /// by hand until [`AgentManager::release_hold`].
+    pub fn set_hold(&self, version: &str, reason: &str) -> Result<crate::Hold, AgentError> {
+        let hold = crate::Hold {
+            version: version.to_owned(),
+            reason: reason.to_owned(),
+            since_ms: now_ms(),
+        };
+        crate::hold::write_hold(&self.settings.config_path, &hold)?;
+        Ok(hold)
+    }
+
+    /// `true` if a hold was released.
+    pub fn release_hold(&self) -> Result<bool, AgentError> {
+        crate::hold::release_hold(&self.settings.config_path)
     }
 }

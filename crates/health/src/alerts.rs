@@ -32,6 +32,7 @@
 //!   interval: a check must pass for a minute before anyone is told it is fine.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -711,6 +712,9 @@ impl AlertSink for Webhook {
 pub struct Sinks {
     pub alertmanagers: Vec<Alertmanager>,
     pub webhooks: Vec<Webhook>,
+    /// Steward's own record of what it notified, shared by every clone: what
+    /// its API, UI and metrics show.
+    pub log: AlertLog,
 }
 
 impl AlertSink for Sinks {
@@ -718,6 +722,9 @@ impl AlertSink for Sinks {
         for note in notes {
             tracing::warn!(alert = note.alert().name(), kind = note.kind(), "alert");
         }
+        // Recorded before delivery: an alert is firing whether or not a
+        // receiver could be told.
+        self.log.record(notes, SystemTime::now());
         let mut first_error = None;
         for sink in &self.alertmanagers {
             if let Err(err) = sink.send(notes).await {
@@ -730,6 +737,57 @@ impl AlertSink for Sinks {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// How many resolved alerts the [`AlertLog`] keeps, newest first.
+const RESOLVED_KEPT: usize = 50;
+
+/// The newest notification of every alert Steward sent, keyed by (node,
+/// check): what is firing now, and the most recently resolved. In memory;
+/// receivers (Alertmanager) keep the durable record.
+#[derive(Debug, Clone, Default)]
+pub struct AlertLog(Arc<Mutex<LogEntries>>);
+
+/// (node, check) → the newest notification and when it was recorded.
+type LogEntries = BTreeMap<(String, String), (Notification, SystemTime)>;
+
+impl AlertLog {
+    pub fn record(&self, notes: &[Notification], now: SystemTime) {
+        let mut log = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for note in notes {
+            let labels = &note.alert().labels;
+            let key = (
+                labels.get("node").cloned().unwrap_or_default(),
+                labels.get("check").cloned().unwrap_or_default(),
+            );
+            log.insert(key, (note.clone(), now));
+        }
+        let mut resolved: Vec<_> = log
+            .iter()
+            .filter(|(_, (note, _))| note.is_resolved())
+            .map(|(key, (_, at))| (*at, key.clone()))
+            .collect();
+        if resolved.len() > RESOLVED_KEPT {
+            resolved.sort();
+            for (_, key) in &resolved[..resolved.len() - RESOLVED_KEPT] {
+                log.remove(key);
+            }
+        }
+    }
+
+    /// Firing alerts first, then resolved ones; newest first within each.
+    pub fn entries(&self) -> Vec<Notification> {
+        let log = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries: Vec<_> = log.values().cloned().collect();
+        entries.sort_by(|(a, at), (b, bt)| a.is_resolved().cmp(&b.is_resolved()).then(bt.cmp(at)));
+        entries.into_iter().map(|(note, _)| note).collect()
+    }
+
+    /// The checks whose alert fires now.
+    pub fn firing(&self) -> Vec<String> {
+        let log = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.iter().filter(|(_, (n, _))| !n.is_resolved()).map(|((_, c), _)| c.clone()).collect()
     }
 }
 
@@ -960,5 +1018,36 @@ mod tests {
         let docs = hook.with_repeats(true).documents(&all);
         assert_eq!(docs[0]["alerts"].as_array().map(Vec::len), Some(2));
         assert_eq!(docs[0]["alerts"][1]["notification"], "repeat");
+    }
+
+    #[test]
+    fn the_alert_log_keeps_the_newest_notification_of_each_alert() {
+        let mut book = AlertBook::new(AlertPolicy::default());
+        let log = AlertLog::default();
+        let fired = book.observe(&bad("n1", CHECK), t(0)).expect("fires");
+        let other = book.observe(&bad("n1", "collector_health"), t(1)).expect("fires");
+        log.record(&[fired.clone(), other], t(1));
+        let mut firing = log.firing();
+        firing.sort();
+        assert_eq!(firing, vec!["collector_health".to_owned(), CHECK.to_owned()]);
+
+        let resolved = Notification::Resolved { alert: fired.alert().clone() };
+        log.record(&[resolved], t(5));
+        assert_eq!(log.firing(), vec!["collector_health".to_owned()]);
+        let kinds: Vec<_> = log.entries().iter().map(Notification::kind).collect();
+        assert_eq!(kinds, ["firing", "resolved"], "firing first");
+    }
+
+    #[test]
+    fn the_alert_log_forgets_the_oldest_resolved_alerts() {
+        let mut book = AlertBook::new(AlertPolicy::default());
+        let log = AlertLog::default();
+        for i in 0..(RESOLVED_KEPT as u64 + 5) {
+            let fired = book.observe(&bad("n1", &format!("check_{i}")), t(i)).expect("fires");
+            log.record(&[Notification::Resolved { alert: fired.alert().clone() }], t(i));
+        }
+        let entries = log.entries();
+        assert_eq!(entries.len(), RESOLVED_KEPT);
+        assert_eq!(entries[0].alert().labels["check"], format!("check_{}", RESOLVED_KEPT + 4));
     }
 }

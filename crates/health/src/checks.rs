@@ -64,6 +64,7 @@ const ENQUEUE_FAILED: &str = "otelcol_exporter_enqueue_failed_log_records";
 const SEND_FAILED: &str = "otelcol_exporter_send_failed_log_records";
 const SENT: &str = "otelcol_exporter_sent_log_records";
 const REFUSED: &str = "otelcol_receiver_refused_log_records";
+const ACCEPTED: &str = "otelcol_receiver_accepted_log_records";
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -235,6 +236,9 @@ pub struct Counters {
     pub send_failed: f64,
     pub sent: f64,
     pub refused: f64,
+    /// Log records the receivers accepted: what Steward's UI charts as
+    /// "lines accepted". Not part of the push verdict.
+    pub accepted: f64,
     /// The collector service that counted (a reload starts from zero).
     pub instance: Option<String>,
     pub observed_ms: i64,
@@ -247,6 +251,7 @@ impl Counters {
             send_failed: sum_metric(text, SEND_FAILED, &[])?,
             sent: sum_metric(text, SENT, &[])?,
             refused: sum_metric(text, REFUSED, &[])?,
+            accepted: sum_metric(text, ACCEPTED, &[])?,
             instance: instance_id(text).map(str::to_owned),
             observed_ms,
         })
@@ -269,7 +274,7 @@ pub fn growth(previous: &Counters, now: &Counters) -> Growth {
         || now.sent < previous.sent
         || now.refused < previous.refused;
     let base = if restarted {
-        Counters { send_failed: 0.0, sent: 0.0, refused: 0.0, ..previous.clone() }
+        Counters { send_failed: 0.0, sent: 0.0, refused: 0.0, accepted: 0.0, ..previous.clone() }
     } else {
         previous.clone()
     };
@@ -278,6 +283,19 @@ pub fn growth(previous: &Counters, now: &Counters) -> Growth {
         sent: now.sent - base.sent,
         refused: now.refused - base.refused,
         seconds: (now.observed_ms - previous.observed_ms).max(0) as f64 / 1000.0,
+    }
+}
+
+/// Log records accepted since `previous`; a collector that restarted or
+/// reloaded (another instance, or a counter that went down) counts from zero.
+pub fn accepted_since(previous: Option<&Counters>, now: &Counters) -> f64 {
+    match previous {
+        Some(p) if p.instance == now.instance && now.accepted >= p.accepted => {
+            now.accepted - p.accepted
+        }
+        Some(_) => now.accepted,
+        // The first look has no interval to count over.
+        None => 0.0,
     }
 }
 
@@ -537,5 +555,21 @@ mod tests {
         assert_eq!(status, Status::Failed);
         assert!(evidence.starts_with("backend not ready: HTTP 503"), "{evidence}");
         assert!(Counters::read("otelcol_exporter_sent_log_records x\n", 0).is_err());
+    }
+
+    #[test]
+    fn accepted_lines_count_from_zero_after_a_reload() {
+        let text = |n: u32, id: &str| {
+            format!(
+                "target_info{{service_instance_id=\"{id}\"}} 1\n\
+                 otelcol_receiver_accepted_log_records_total{{receiver=\"r\"}} {n}\n"
+            )
+        };
+        let a = Counters::read(&text(10, "a"), 0).unwrap();
+        let b = Counters::read(&text(25, "a"), 1000).unwrap();
+        let c = Counters::read(&text(4, "b"), 2000).unwrap();
+        assert_eq!(accepted_since(None, &a), 0.0);
+        assert_eq!(accepted_since(Some(&a), &b), 15.0);
+        assert_eq!(accepted_since(Some(&b), &c), 4.0, "another instance counts from zero");
     }
 }

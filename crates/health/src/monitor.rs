@@ -151,6 +151,11 @@ impl<B: LogBackend, S: AlertSink> HealthMonitor<B, S> {
             .and_then(|r| r.value)
     }
 
+    /// The collector's push counters at the last round, if readable.
+    pub fn counters(&self) -> Option<&Counters> {
+        self.counters.as_ref()
+    }
+
     /// Every repair decided so far.
     pub fn repairs(&self) -> &[crate::repair::Record] {
         self.planner.records()

@@ -326,6 +326,44 @@ fn report(outcome: &steward_agent::Outcome) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A spinner on stderr while a rollout runs: shown on a terminal only, and
+/// never under CI (`CI` set), where it would only add noise to logs.
+fn rollout_progress(what: String) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    let quiet = std::env::var_os("CI").is_some() || !std::io::stderr().is_terminal();
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg} ({elapsed}): validate, canary, reload, verify",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// A version chosen by hand holds `steward run`'s loop, which would
+/// otherwise roll its own candidate back out at its next cycle.
+fn hold_after(
+    manager: &steward_agent::AgentManager<steward_agent::runner::Signalled, AnyStore>,
+    outcome: &steward_agent::Outcome,
+    reason: &str,
+) -> Result<(), Failure> {
+    use steward_agent::Outcome;
+    if let Outcome::Applied { version } | Outcome::Unchanged { version } = outcome {
+        manager.set_hold(version, reason).context("writing the hold")?;
+        eprintln!(
+            "steward run's loop is held at {version}; `steward config release` \
+             (or POST /api/v1/reconcile) lets it reconcile again"
+        );
+    }
+    Ok(())
+}
+
 pub async fn config_apply(
     settings: &Settings,
     file: &std::path::Path,
@@ -334,19 +372,36 @@ pub async fn config_apply(
     let yaml = std::fs::read_to_string(file)
         .map_err(|err| Failure::Usage(format!("cannot read {}: {err}", file.display())))?;
     let manager = signal_manager(settings, open_store(settings).await?)?;
-    let outcome = manager.apply(&yaml, reason).await.context("applying the config")?;
+    let progress = rollout_progress(format!("applying {}", file.display()));
+    let outcome = manager.apply(&yaml, reason).await;
+    progress.finish_and_clear();
+    let outcome = outcome.context("applying the config")?;
+    hold_after(&manager, &outcome, reason)?;
     report(&outcome)
 }
 
 pub async fn config_rollback(settings: &Settings, version: Option<&str>) -> Result<(), Failure> {
     let manager = signal_manager(settings, open_store(settings).await?)?;
-    let outcome = manager.rollback(version).await.map_err(|err| match err {
+    let progress =
+        rollout_progress(format!("rolling back to {}", version.unwrap_or("the last good version")));
+    let outcome = manager.rollback(version).await;
+    progress.finish_and_clear();
+    let outcome = outcome.map_err(|err| match err {
         steward_agent::AgentError::UnknownVersion(v) => {
             Failure::Usage(format!("unknown version {v}"))
         }
+        steward_agent::AgentError::NoRollbackTarget => Failure::Usage(err.to_string()),
         err => Failure::Runtime(anyhow::Error::new(err)),
     })?;
+    hold_after(&manager, &outcome, "rolled back by hand")?;
     report(&outcome)
+}
+
+pub fn config_release(settings: &Settings) -> Result<(), Failure> {
+    let released = steward_agent::hold::release_hold(&settings.agent.config_path)
+        .context("releasing the hold")?;
+    println!("{}", if released { "released" } else { "no hold stands" });
+    Ok(())
 }
 
 pub async fn config_history(

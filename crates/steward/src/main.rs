@@ -110,6 +110,9 @@ enum ConfigCommand {
     /// Go back to VERSION (a hash, a prefix or `cfg-…`), or to the last good
     /// version before the applied one.
     Rollback { version: Option<String> },
+    /// Release the hold a version applied or rolled back by hand puts on
+    /// `steward run`'s loop, which then reconciles at its next cycle.
+    Release,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +238,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Config { command: ConfigCommand::History { limit, output } } => {
             commands::config_history(&settings, limit, output).await
         }
+        Command::Config { command: ConfigCommand::Release } => commands::config_release(&settings),
         Command::Config { command: ConfigCommand::Rollback { version } } => {
             commands::config_rollback(&settings, version.as_deref()).await
         }

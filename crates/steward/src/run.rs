@@ -51,6 +51,19 @@ pub async fn run(settings: &Settings) -> Result<(), Failure> {
     let statics = StaticDiscovery::new(settings.discovery.static_sources.clone())
         .map_err(|err| Failure::Usage(err.to_string()))?;
     let sinks = sinks(settings)?;
+    let metrics = Arc::new(steward_api::Metrics::new());
+    let live = steward_api::Live::default();
+    // Checked before anything starts: a missing token is a usage error.
+    let api_token = match &settings.api.listen {
+        Some(_) => Some(
+            steward_api::ApiToken::load(
+                &settings.api.token_env,
+                settings.api.token_file.as_deref(),
+            )
+            .map_err(|err| Failure::Usage(err.to_string()))?,
+        ),
+        None => None,
+    };
 
     // The collector must always have a valid file to load: without one, the
     // first is the canary-only config, which also serves as the fallback.
@@ -113,6 +126,7 @@ pub async fn run(settings: &Settings) -> Result<(), Failure> {
         let registry = Arc::clone(&registry);
         tasks.spawn(async move { registry.run(events_rx).await });
     }
+    let api_nudge = nudge.clone();
     {
         let mut changes = registry.subscribe();
         tasks.spawn(async move {
@@ -126,33 +140,45 @@ pub async fn run(settings: &Settings) -> Result<(), Failure> {
         });
     }
 
-    let activities = Arc::new(Activities::new(
-        ActivitySettings {
-            node: node.clone(),
-            docker: d.docker.clone(),
-            log_dirs: d.log_dirs.clone(),
-            static_sources: d.static_sources.clone(),
-            pipeline: settings.collector.clone(),
-            retry_failed_after: Duration::from_secs(settings.workflow.retry_failed_after_secs),
-        },
-        Arc::clone(&registry),
-        Arc::clone(&agent),
-        sinks.clone(),
-        Default::default(),
-    ));
+    let activities = Arc::new(
+        Activities::new(
+            ActivitySettings {
+                node: node.clone(),
+                docker: d.docker.clone(),
+                log_dirs: d.log_dirs.clone(),
+                static_sources: d.static_sources.clone(),
+                pipeline: settings.collector.clone(),
+                retry_failed_after: Duration::from_secs(settings.workflow.retry_failed_after_secs),
+            },
+            Arc::clone(&registry),
+            Arc::clone(&agent),
+            sinks.clone(),
+            Default::default(),
+        )
+        .with_observer(Arc::new(steward_api::Telemetry {
+            metrics: Arc::clone(&metrics),
+            live: live.clone(),
+        })),
+    );
     let cycle = CycleSettings { canary: settings.agent.canary };
 
     if let Some(backend) = &settings.health.backend {
-        let (agent, store, sinks, node) =
-            (Arc::clone(&agent), store.clone(), sinks.clone(), node.clone());
-        let health = settings.health.clone();
+        let context = HealthContext {
+            health: settings.health.clone(),
+            agent: Arc::clone(&agent),
+            store: store.clone(),
+            sinks: sinks.clone(),
+            node: node.clone(),
+            live: live.clone(),
+            metrics: Arc::clone(&metrics),
+        };
         match backend.clone() {
             BackendSection::VictoriaLogs(url) => {
-                tasks.spawn(health_loop(VictoriaLogs::new(url), health, agent, store, sinks, node));
+                tasks.spawn(health_loop(VictoriaLogs::new(url), context));
             }
             BackendSection::Loki { url, tenant, bearer_env } => {
                 let backend = BackendSection::loki(&url, tenant.as_deref(), bearer_env.as_deref());
-                tasks.spawn(health_loop(backend, health, agent, store, sinks, node));
+                tasks.spawn(health_loop(backend, context));
             }
         }
     } else {
@@ -168,11 +194,54 @@ pub async fn run(settings: &Settings) -> Result<(), Failure> {
             shutdown.trigger();
         })
     };
-    tracing::info!(%node, engine = ?settings.workflow.engine, "steward running");
+    let engine_name = match settings.workflow.engine {
+        EngineKind::Embedded => "embedded",
+        EngineKind::Temporal => "temporal",
+    };
+    if let (Some(listen), Some(token)) = (&settings.api.listen, api_token) {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("api.listen: cannot listen on {listen}"))?;
+        let address = listener.local_addr().context("api.listen: the bound address")?;
+        let state = Arc::new(steward_api::ApiState {
+            node: node.clone(),
+            engine: engine_name.into(),
+            registry: Arc::clone(&registry),
+            store: store.clone(),
+            agent: Arc::clone(&agent),
+            nudge: api_nudge,
+            live: live.clone(),
+            metrics: Arc::clone(&metrics),
+            alerts: sinks.log.clone(),
+        });
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let stopped = async move { stop.wait().await };
+            if let Err(err) = steward_api::serve(listener, state, token, stopped).await {
+                tracing::error!(error = %err, "api: the server stopped");
+            }
+        });
+        // The UI's address, for people and for tests that asked for port 0.
+        tracing::info!(url = %format!("http://{address}/"), "api listening");
+    }
+
+    tracing::info!(%node, engine = engine_name, "steward running");
     let result = match settings.workflow.engine {
         EngineKind::Embedded => {
             let engine = EmbeddedEngine::new(activities, store.clone(), node, policies, cycle)
                 .with_shutdown(shutdown.clone());
+            let mut reports = engine.subscribe();
+            let metrics = Arc::clone(&metrics);
+            tasks.spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match reports.recv().await {
+                        Ok(report) => metrics.observe_cycle(&report),
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
             engine.run(triggers).await.context("the reconcile loop's history")
         }
         EngineKind::Temporal => {
@@ -221,17 +290,22 @@ fn sinks(settings: &Settings) -> Result<Sinks, Failure> {
     Ok(sinks)
 }
 
-/// Every `interval`: all checks on the config the collector has now, alerts
-/// for what fails, and the repairs the planner decides, each recorded.
-async fn health_loop<B: LogBackend + 'static>(
-    backend: B,
+/// What the health loop drives and where it reports.
+struct HealthContext {
     health: crate::settings::HealthSection,
     agent: Arc<Agent>,
     store: AnyStore,
     sinks: Sinks,
     node: String,
-) {
+    live: steward_api::Live,
+    metrics: Arc<steward_api::Metrics>,
+}
+
+/// Every `interval`: all checks on the config the collector has now, alerts
+/// for what fails, and the repairs the planner decides, each recorded.
+async fn health_loop<B: LogBackend + 'static>(backend: B, context: HealthContext) {
     use steward_agent::runner::CollectorRunner as _;
+    let HealthContext { health, agent, store, sinks, node, live, metrics } = context;
     let mut settings = MonitorSettings::new(node.clone());
     settings.e2e_timeout = Duration::from_secs(health.e2e_timeout_secs);
     let mut monitor: Option<HealthMonitor<B, Sinks>> = None;
@@ -273,7 +347,14 @@ async fn health_loop<B: LogBackend + 'static>(
             (None, None) => unreachable!("the backend is taken only to build the monitor"),
         };
         let pid_alive = agent.runner().pid().is_some();
-        match monitor.run_once(pid_alive).await {
+        let before = monitor.counters().cloned();
+        let round = monitor.run_once(pid_alive).await;
+        let accepted = monitor
+            .counters()
+            .map(|now| steward_health::checks::accepted_since(before.as_ref(), now));
+        live.record_round(monitor.last(), accepted);
+        metrics.observe_health(monitor.last());
+        match round {
             Ok(round) => {
                 for result in &round.results {
                     tracing::debug!(check = result.name, status = ?result.status, evidence = %result.evidence, "health");

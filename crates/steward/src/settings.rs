@@ -35,6 +35,26 @@ pub struct Settings {
     pub alerts: AlertsSection,
     /// This node's name in alerts and the history; default: the host name.
     pub node: Option<String>,
+    /// The HTTP API, web UI and `/metrics` of `steward run`.
+    pub api: ApiSection,
+}
+
+/// Off unless `listen` is set. The token is read at start from `token_file`
+/// if set, else from the environment variable `token_env`; it is never
+/// logged.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// `host:port`, e.g. `127.0.0.1:7480`; port 0 picks a free one (logged).
+    pub listen: Option<String>,
+    pub token_env: String,
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection { listen: None, token_env: "STEWARD_API_TOKEN".into(), token_file: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -226,6 +246,7 @@ impl Default for Settings {
             workflow: WorkflowSection::default(),
             alerts: AlertsSection::default(),
             node: None,
+            api: ApiSection::default(),
         }
     }
 }
@@ -336,6 +357,17 @@ impl Settings {
                 ));
             }
         }
+        if let Some(listen) = &self.api.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "api.listen".into(),
+                format!("{listen:?} is not ip:port (e.g. 127.0.0.1:7480)"),
+            ));
+        }
+        if self.api.token_env.trim().is_empty() {
+            return Err(invalid("api.token_env".into(), "must name a variable".into()));
+        }
         for (i, source) in self.discovery.static_sources.iter().enumerate() {
             if let Err(err) = validate_glob(&source.path) {
                 return Err(invalid(
@@ -429,6 +461,7 @@ mod tests {
         assert_eq!(settings.workflow.engine, EngineKind::Embedded);
         assert_eq!(settings.agent.mode, AgentMode::Signal);
         assert_eq!(settings.alerts.alertmanagers, vec!["http://alertmanager:9093".to_owned()]);
+        assert_eq!(settings.api.listen.as_deref(), Some("127.0.0.1:7480"));
     }
 
     #[test]
@@ -451,6 +484,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("workflow.temporal.address"), "{err}");
+    }
+
+    #[test]
+    fn the_api_is_off_by_default_and_a_bad_listen_address_names_its_field() {
+        assert_eq!(parse("").unwrap().api.listen, None);
+        let ok =
+            parse("api:\n  listen: 127.0.0.1:7480\n  token_file: /etc/steward/token\n").unwrap();
+        assert_eq!(ok.api.listen.as_deref(), Some("127.0.0.1:7480"));
+        assert_eq!(ok.api.token_env, "STEWARD_API_TOKEN");
+        let err = parse("api:\n  listen: localhost\n").unwrap_err().to_string();
+        assert!(err.contains("api.listen"), "{err}");
+        let err = parse("api:\n  tokn: x\n").unwrap_err().to_string();
+        assert!(err.contains("tokn"), "{err}");
     }
 
     #[test]

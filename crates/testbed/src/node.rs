@@ -36,6 +36,18 @@ pub struct NodeOptions {
     pub poll_interval: String,
     /// `RUST_LOG` for `steward run`.
     pub log: String,
+    /// Serve the HTTP API and UI on a free port, with a token file.
+    pub api: bool,
+    /// `health.interval_secs`: how often checks (and the e2e probe) run.
+    pub health_interval_secs: u64,
+}
+
+/// Where a node's API answers, and its token.
+#[derive(Debug, Clone)]
+pub struct NodeApi {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    pub token: String,
 }
 
 impl Default for NodeOptions {
@@ -51,6 +63,8 @@ impl Default for NodeOptions {
             batch_timeout: "200ms".into(),
             poll_interval: "200ms".into(),
             log: "info,sqlx=warn,notify=error".into(),
+            api: false,
+            health_interval_secs: 30,
         }
     }
 }
@@ -65,6 +79,7 @@ pub struct Node {
     pub config_path: PathBuf,
     pub pid_file: PathBuf,
     pub db_path: PathBuf,
+    pub api: Option<NodeApi>,
     steward_bin: PathBuf,
     options: NodeOptions,
     // Last: dropped after the processes that use it. An `Option` so that
@@ -107,6 +122,20 @@ impl Node {
             }
             (engine, _) => format!("  engine: {engine}\n"),
         };
+        let api = if options.api {
+            // Unique per node and long enough; a test secret, not a real one.
+            let token = format!("steward-test-token-{label}");
+            let token_file = d.join("api-token");
+            std::fs::write(&token_file, format!("{token}\n")).map_err(io_err(&token_file))?;
+            let port = free_port();
+            let section = format!(
+                "api:\n  listen: 127.0.0.1:{port}\n  token_file: {}\n",
+                token_file.display()
+            );
+            Some((NodeApi { url: format!("http://127.0.0.1:{port}"), token }, section))
+        } else {
+            None
+        };
         let yaml = format!(
             "data_dir: {data}\n\
              node: {label}\n\
@@ -121,8 +150,8 @@ impl Node {
              logs:\n    exporter:\n      otlp_http:\n        logs_endpoint: {endpoint}\n\
              agent:\n  mode: signal\n  config_path: {config}\n  pid_file: {pid}\n  \
              canary: {canary_on}\n  settle_ms: {settle}\n  verify_timeout_secs: {verify}\n\
-             health:\n  backend:\n    victoria_logs: {store}\n  interval_secs: 30\n\
-             workflow:\n{workflow}  period_secs: {period}\n  debounce_ms: {debounce}\n",
+             health:\n  backend:\n    victoria_logs: {store}\n  interval_secs: {interval}\n\
+             workflow:\n{workflow}  period_secs: {period}\n  debounce_ms: {debounce}\n{api}",
             data = d.join("data").display(),
             docker = tb.docker_host()?,
             otelcol = otelcol.display(),
@@ -143,6 +172,8 @@ impl Node {
             store = logs.base_url(),
             period = options.period_secs,
             debounce = options.debounce_ms,
+            interval = options.health_interval_secs,
+            api = api.as_ref().map(|(_, section)| section.as_str()).unwrap_or_default(),
         );
         let steward_yaml = d.join("steward.yaml");
         std::fs::write(&steward_yaml, yaml).map_err(io_err(&steward_yaml))?;
@@ -180,6 +211,7 @@ impl Node {
             config_path,
             pid_file,
             db_path,
+            api: api.map(|(api, _)| api),
             steward_bin: steward_bin.to_owned(),
             options,
             dir: Some(dir),

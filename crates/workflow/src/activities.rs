@@ -178,6 +178,11 @@ pub struct CurrentState {
     /// The candidate failed less than `retry_failed_after` ago: do not roll
     /// it out again yet.
     pub candidate_failed: Option<String>,
+    /// A version was chosen by hand (applied or rolled back through the API
+    /// or the CLI): leave the collector alone until the hold is released.
+    /// Defaulted so histories recorded before holds existed still replay.
+    #[serde(default)]
+    pub held: Option<steward_agent::Hold>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,6 +233,37 @@ pub struct Sent {
 }
 
 // ---------------------------------------------------------------------------
+// Observation: what Steward's own metrics see of the activities.
+
+/// Told of every activity attempt run (not replayed) by either engine.
+pub trait Observer: Send + Sync {
+    /// An attempt ended after `took`: `Ok(passed)` with its verdict (always
+    /// `true` for activities that give none), or the error.
+    fn activity(&self, activity: Activity, took: Duration, result: Result<bool, &ActivityError>);
+}
+
+/// An activity's output, judged: a refused config or a failed verification
+/// is an answer, not an error, but it did not pass.
+pub trait Judged {
+    fn passed(&self) -> bool {
+        true
+    }
+}
+
+impl Judged for Vec<Watched> {}
+impl Judged for RegistryView {}
+impl Judged for Built {}
+impl Judged for CurrentState {}
+impl Judged for Pushed {}
+impl Judged for Rolled {}
+impl Judged for Sent {}
+impl Judged for Verdict {
+    fn passed(&self) -> bool {
+        self.ok
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Dispatch.
 
 /// Runs an activity by name on JSON: what an engine needs from the
@@ -273,6 +309,7 @@ pub struct Activities {
     agent: Arc<AgentManager<AnyRunner, AnyStore>>,
     alerts: tokio::sync::Mutex<AlertBook>,
     sinks: Sinks,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Activities {
@@ -289,7 +326,28 @@ impl Activities {
             agent,
             alerts: tokio::sync::Mutex::new(AlertBook::new(policy)),
             sinks,
+            observer: None,
         }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs one activity's future and tells the observer how it ended. Both
+    /// engines call every activity through here.
+    pub async fn observed<T: Judged>(
+        &self,
+        activity: Activity,
+        run: impl Future<Output = Result<T, ActivityError>>,
+    ) -> Result<T, ActivityError> {
+        let started = std::time::Instant::now();
+        let result = run.await;
+        if let Some(observer) = &self.observer {
+            observer.activity(activity, started.elapsed(), result.as_ref().map(Judged::passed));
+        }
+        result
     }
 
     pub async fn docker_watch(&self, input: WatchInput) -> Result<Vec<Watched>, ActivityError> {
@@ -398,7 +456,7 @@ impl Activities {
             }
             _ => None,
         });
-        Ok(CurrentState { current, candidate_failed })
+        Ok(CurrentState { current, candidate_failed, held: self.agent.hold() })
     }
 
     pub async fn validate_config(&self, input: ConfigInput) -> Result<Verdict, ActivityError> {
@@ -473,20 +531,43 @@ impl Dispatch for Activities {
     ) -> Result<serde_json::Value, ActivityError> {
         let a = activity;
         match activity {
-            Activity::DockerWatch => encode(a, self.docker_watch(decode(a, input)?).await?),
-            Activity::K8sWatch => encode(a, self.k8s_watch(decode(a, input)?).await?),
-            Activity::LogDirWatch => encode(a, self.log_dir_watch(decode(a, input)?).await?),
-            Activity::RegisterOrUpdateRegistry => {
-                encode(a, self.register_or_update_registry(decode(a, input)?).await?)
+            Activity::DockerWatch => {
+                encode(a, self.observed(a, self.docker_watch(decode(a, input)?)).await?)
             }
-            Activity::CurrentConfig => encode(a, self.current_config(decode(a, input)?).await?),
-            Activity::BuildConfig => encode(a, self.build_config(decode(a, input)?).await?),
-            Activity::ValidateConfig => encode(a, self.validate_config(decode(a, input)?).await?),
-            Activity::CanaryReload => encode(a, self.canary_reload(decode(a, input)?).await?),
-            Activity::PushConfig => encode(a, self.push_config(decode(a, input)?).await?),
-            Activity::VerifyReload => encode(a, self.verify_reload(decode(a, input)?).await?),
-            Activity::RollbackConfig => encode(a, self.rollback_config(decode(a, input)?).await?),
-            Activity::SendAlert => encode(a, self.send_alert(decode(a, input)?).await?),
+            Activity::K8sWatch => {
+                encode(a, self.observed(a, self.k8s_watch(decode(a, input)?)).await?)
+            }
+            Activity::LogDirWatch => {
+                encode(a, self.observed(a, self.log_dir_watch(decode(a, input)?)).await?)
+            }
+            Activity::RegisterOrUpdateRegistry => encode(
+                a,
+                self.observed(a, self.register_or_update_registry(decode(a, input)?)).await?,
+            ),
+            Activity::CurrentConfig => {
+                encode(a, self.observed(a, self.current_config(decode(a, input)?)).await?)
+            }
+            Activity::BuildConfig => {
+                encode(a, self.observed(a, self.build_config(decode(a, input)?)).await?)
+            }
+            Activity::ValidateConfig => {
+                encode(a, self.observed(a, self.validate_config(decode(a, input)?)).await?)
+            }
+            Activity::CanaryReload => {
+                encode(a, self.observed(a, self.canary_reload(decode(a, input)?)).await?)
+            }
+            Activity::PushConfig => {
+                encode(a, self.observed(a, self.push_config(decode(a, input)?)).await?)
+            }
+            Activity::VerifyReload => {
+                encode(a, self.observed(a, self.verify_reload(decode(a, input)?)).await?)
+            }
+            Activity::RollbackConfig => {
+                encode(a, self.observed(a, self.rollback_config(decode(a, input)?)).await?)
+            }
+            Activity::SendAlert => {
+                encode(a, self.observed(a, self.send_alert(decode(a, input)?)).await?)
+            }
         }
     }
 }

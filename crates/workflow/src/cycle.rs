@@ -101,6 +101,12 @@ pub enum CycleOutcome {
         version: String,
         reason: String,
     },
+    /// A version chosen by hand holds the loop; the candidate waits.
+    Held {
+        version: String,
+        held: String,
+        reason: String,
+    },
     Applied {
         version: String,
         sources: usize,
@@ -127,11 +133,27 @@ impl CycleOutcome {
     }
 
     /// One line for logs and the history.
+    /// A short label for metrics: the variant's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CycleOutcome::Unchanged { .. } => "unchanged",
+            CycleOutcome::KnownBad { .. } => "known_bad",
+            CycleOutcome::Held { .. } => "held",
+            CycleOutcome::Applied { .. } => "applied",
+            CycleOutcome::Refused { .. } => "refused",
+            CycleOutcome::CanaryFailed { .. } => "canary_failed",
+            CycleOutcome::RolledBack { .. } => "rolled_back",
+        }
+    }
+
     pub fn summary(&self) -> String {
         match self {
             CycleOutcome::Unchanged { version } => format!("unchanged {version}"),
             CycleOutcome::KnownBad { version, reason } => {
                 format!("skipped {version}: failed recently ({reason})")
+            }
+            CycleOutcome::Held { version, held, reason } => {
+                format!("held at {held} ({reason}); {version} waits")
             }
             CycleOutcome::Applied { version, sources } => {
                 format!("applied {version} ({sources} sources)")
@@ -153,14 +175,18 @@ impl CycleOutcome {
 pub enum Plan {
     Unchanged,
     KnownBad { reason: String },
+    Held { version: String, reason: String },
     Rollout,
 }
 
 /// The reconcile decision, pure: roll out unless the collector already runs
-/// the candidate, verified; a candidate that failed recently waits.
+/// the candidate, verified; a candidate that failed recently waits, and so
+/// does every candidate while a version chosen by hand holds the loop.
 pub fn plan_rollout(built: &Built, state: &CurrentState) -> Plan {
     if state.current.runs(&built.hash) {
         Plan::Unchanged
+    } else if let Some(hold) = &state.held {
+        Plan::Held { version: hold.version.clone(), reason: hold.reason.clone() }
     } else if let Some(reason) = &state.candidate_failed {
         Plan::KnownBad { reason: reason.clone() }
     } else {
@@ -202,6 +228,9 @@ pub async fn reconcile_cycle<X: Executor>(
     match plan_rollout(&built, &state) {
         Plan::Unchanged => return Ok(CycleOutcome::Unchanged { version }),
         Plan::KnownBad { reason } => return Ok(CycleOutcome::KnownBad { version, reason }),
+        Plan::Held { version: held, reason } => {
+            return Ok(CycleOutcome::Held { version, held, reason });
+        }
         Plan::Rollout => {}
     }
 
@@ -304,6 +333,7 @@ mod tests {
         serde_json::to_value(CurrentState {
             current: Current { on_disk: on_disk.map(Into::into), applied: applied.map(Into::into) },
             candidate_failed: failed.map(Into::into),
+            held: None,
         })
         .unwrap()
     }
@@ -342,6 +372,31 @@ mod tests {
             plan(state(Some("g"), Some("g"), Some("bad"))),
             Plan::KnownBad { reason: "bad".into() }
         );
+    }
+
+    #[tokio::test]
+    async fn a_hold_keeps_the_candidate_out_and_records_why() {
+        let mut st: CurrentState =
+            serde_json::from_value(state(Some("g"), Some("g"), Some("bad"))).unwrap();
+        st.held = Some(steward_agent::Hold {
+            version: "cfg-g".into(),
+            reason: "rolled back via the API".into(),
+            since_ms: 1,
+        });
+        let b: Built = serde_json::from_value(built("h")).unwrap();
+        assert_eq!(
+            plan_rollout(&b, &st),
+            Plan::Held { version: "cfg-g".into(), reason: "rolled back via the API".into() },
+            "a hold comes before a known-bad candidate"
+        );
+        let mut x = Scripted::new(prelude("h", serde_json::to_value(&st).unwrap()));
+        let outcome = reconcile_cycle(&mut x, Trigger::Event, ON).await.unwrap();
+        assert_eq!(outcome.kind(), "held");
+        assert_eq!(x.calls.len(), 6, "no rollout step: {:?}", x.names());
+        // The collector already running the candidate is not a hold's business.
+        st.current =
+            steward_agent::Current { on_disk: Some("h".into()), applied: Some("h".into()) };
+        assert_eq!(plan_rollout(&b, &st), Plan::Unchanged);
     }
 
     #[tokio::test]

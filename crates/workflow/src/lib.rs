@@ -20,7 +20,9 @@ pub mod retry;
 pub mod temporal;
 pub mod trigger;
 
-pub use activities::{Activities, Activity, ActivityPolicies, ActivitySettings, Dispatch};
+pub use activities::{
+    Activities, Activity, ActivityPolicies, ActivitySettings, Dispatch, Judged, Observer,
+};
 pub use cycle::{CycleOutcome, CycleSettings, Stop, Trigger, reconcile_cycle};
 pub use embedded::{CycleReport, EmbeddedEngine, Shutdown};
 pub use retry::{ActivityError, ActivityOptions, RetryPolicy};

@@ -259,7 +259,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: WatchInput,
     ) -> Result<Vec<Watched>, TemporalActivityError> {
-        self.inner.docker_watch(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::DockerWatch, self.inner.docker_watch(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "k8s_watch")]
@@ -268,7 +271,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: WatchInput,
     ) -> Result<Vec<Watched>, TemporalActivityError> {
-        self.inner.k8s_watch(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::K8sWatch, self.inner.k8s_watch(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "log_dir_watch")]
@@ -277,7 +283,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: WatchInput,
     ) -> Result<Vec<Watched>, TemporalActivityError> {
-        self.inner.log_dir_watch(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::LogDirWatch, self.inner.log_dir_watch(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "register_or_update_registry")]
@@ -286,7 +295,13 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: RegisterInput,
     ) -> Result<RegistryView, TemporalActivityError> {
-        self.inner.register_or_update_registry(input).await.map_err(to_temporal)
+        self.inner
+            .observed(
+                Activity::RegisterOrUpdateRegistry,
+                self.inner.register_or_update_registry(input),
+            )
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "current_config")]
@@ -295,7 +310,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         candidate: String,
     ) -> Result<CurrentState, TemporalActivityError> {
-        self.inner.current_config(candidate).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::CurrentConfig, self.inner.current_config(candidate))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "build_config")]
@@ -304,7 +322,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: BuildInput,
     ) -> Result<Built, TemporalActivityError> {
-        self.inner.build_config(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::BuildConfig, self.inner.build_config(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "validate_config")]
@@ -313,7 +334,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: ConfigInput,
     ) -> Result<Verdict, TemporalActivityError> {
-        self.inner.validate_config(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::ValidateConfig, self.inner.validate_config(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "canary_reload")]
@@ -322,7 +346,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: ConfigInput,
     ) -> Result<Verdict, TemporalActivityError> {
-        self.inner.canary_reload(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::CanaryReload, self.inner.canary_reload(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "push_config")]
@@ -331,7 +358,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: ConfigInput,
     ) -> Result<Pushed, TemporalActivityError> {
-        self.inner.push_config(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::PushConfig, self.inner.push_config(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "verify_reload")]
@@ -340,7 +370,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: Pushed,
     ) -> Result<Verdict, TemporalActivityError> {
-        self.inner.verify_reload(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::VerifyReload, self.inner.verify_reload(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "rollback_config")]
@@ -349,7 +382,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: RollbackInput,
     ) -> Result<Rolled, TemporalActivityError> {
-        self.inner.rollback_config(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::RollbackConfig, self.inner.rollback_config(input))
+            .await
+            .map_err(to_temporal)
     }
 
     #[activity(name = "send_alert")]
@@ -358,7 +394,10 @@ impl TemporalActivities {
         _ctx: ActivityContext,
         input: AlertInput,
     ) -> Result<Sent, TemporalActivityError> {
-        self.inner.send_alert(input).await.map_err(to_temporal)
+        self.inner
+            .observed(Activity::SendAlert, self.inner.send_alert(input))
+            .await
+            .map_err(to_temporal)
     }
 }
 

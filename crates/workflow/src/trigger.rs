@@ -72,9 +72,7 @@ impl Triggers {
                     let quiet = (Instant::now() + self.settings.debounce).min(latest);
                     tokio::select! {
                         more = self.rx.recv() => {
-                            if more.is_none() {
-                                return None;
-                            }
+                            more?;
                             if Instant::now() >= latest {
                                 break;
                             }

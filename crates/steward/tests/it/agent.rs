@@ -174,5 +174,15 @@ async fn signal_mode_apply_history_refusal_and_rollback() {
     let failure = broken_version["failure"].as_str().unwrap_or_default();
     assert!(failure.contains("sideways"), "{broken_version}");
     assert_eq!(history.len(), 3, "{history:?}");
+
+    // A choice made by hand holds `steward run`'s loop until released.
+    let hold_file = d.join("collector.yaml.steward-hold.json");
+    let hold: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&hold_file).expect("a hold is written"))
+            .expect("the hold is JSON");
+    assert_eq!(hold["version"], first.version(), "{hold}");
+    let out = steward(d, &["config", "release"]);
+    assert_eq!((out.status.code(), text(&out.stdout).trim()), (Some(0), "released"));
+    assert!(!hold_file.exists());
     collector.check_running().expect("the collector ran throughout");
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the `steward` binary: its exit codes, and its
 //! commands against real parts (the Docker Engine, real files, SQLite).
 mod agent;
+mod api;
 mod cli;
 mod config;
 mod run;
