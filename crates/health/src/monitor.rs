@@ -80,10 +80,15 @@ impl<B: LogBackend, S: AlertSink> HealthMonitor<B, S> {
         }
     }
 
-    /// The collector's endpoints changed (a new config was applied).
+    /// The collector's endpoints, as its config now says. Only a change
+    /// forgets the push counters: the health loop calls this every round,
+    /// and forgetting them each time made every look a "first sample", so
+    /// send failures between rounds were never counted.
     pub fn set_endpoints(&mut self, endpoints: Endpoints) {
-        self.endpoints = endpoints;
-        self.counters = None;
+        if endpoints != self.endpoints {
+            self.endpoints = endpoints;
+            self.counters = None;
+        }
     }
 
     /// One round: every check, then alerts sent and repairs decided. An

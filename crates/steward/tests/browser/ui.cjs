@@ -8,7 +8,10 @@
 //
 // stdout protocol (one line each, in order):
 //   READY            logged in and looking at #sources; start the container now
-//   SEEN <source id> a #sources-table row mentions EXPECT_CONTAINER
+//   SEEN <source id> a #sources-table row mentions EXPECT_CONTAINER; then it
+//                    waits for a line `GO` on stdin (the test sends it once the
+//                    loop has applied a config with that container, so there
+//                    is a version to roll back from)
 //   ROLLED <text>    #rollout-result after clicking #rollback
 //   DONE             overview rendered and screenshot written
 // On failure: `FAIL <reason>` on stderr, a screenshot if possible, exit 1.
@@ -28,6 +31,27 @@ function env(name) {
 
 function say(line) {
   process.stdout.write(String(line).replace(/[\r\n]+/g, ' ') + '\n');
+}
+
+/// Resolves at the first stdin line equal to `word`.
+function stdinLine(word) {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const onData = (chunk) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop();
+      if (lines.some((l) => l.trim() === word)) {
+        process.stdin.off('data', onData);
+        process.stdin.pause();
+        resolve();
+      }
+    };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', onData);
+    process.stdin.once('end', () => reject(new Error(`stdin closed before ${word}`)));
+    process.stdin.resume();
+  });
 }
 
 function log(msg) {
@@ -115,6 +139,7 @@ async function main() {
       return null;
     }, container, { timeout: STEP_TIMEOUT_MS, polling: 250 });
     say(`SEEN ${await seen.jsonValue()}`);
+    await stdinLine('GO');
 
     // Versions: roll back.
     await page.click('#nav-versions');

@@ -7,3 +7,4 @@ mod config;
 mod run;
 mod sources;
 mod status;
+mod ui;
