@@ -60,9 +60,12 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<(), AgentError> {
     }
 }
 
-fn alive(pid: u32) -> bool {
+/// Whether a process with `pid` exists. EPERM means it exists but belongs
+/// to another user (a collector run by its own service user): alive.
+pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// How the supervisor restarts a collector that died.
@@ -347,5 +350,18 @@ impl CollectorRunner for AnyRunner {
             AnyRunner::Supervised(runner) => runner.pid(),
             AnyRunner::Signalled(runner) => runner.pid(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn another_users_process_is_alive_and_a_missing_one_is_not() {
+        // PID 1 always exists: as root kill(1, 0) succeeds, as any other
+        // user it fails with EPERM; both mean alive.
+        assert!(super::alive(1));
+        assert!(super::alive(std::process::id()));
+        // Above the kernel's largest pid_max (2^22): no such process.
+        assert!(!super::alive(1 << 23));
     }
 }

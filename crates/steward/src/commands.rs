@@ -526,9 +526,8 @@ pub async fn status(settings: &Settings, output: Output) -> Result<(), Failure> 
         .map_err(|err| Failure::Usage(err.to_string()))?;
     let pid_alive = std::fs::read_to_string(&settings.agent.pid_file)
         .ok()
-        .and_then(|pid| pid.trim().parse::<i32>().ok())
-        // SAFETY: signal 0 only checks that the process exists.
-        .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0)
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(steward_agent::runner::alive)
         || settings.agent.mode == crate::settings::AgentMode::Supervise;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
@@ -584,6 +583,16 @@ pub async fn status(settings: &Settings, output: Output) -> Result<(), Failure> 
             print_json(&json)?;
         }
         Output::Table => {
+            let hash = steward_agent::manager::content_hash(&yaml);
+            let mut node = table(&["COLLECTOR CONFIG", "HOLD"]);
+            node.add_row(vec![
+                format!("{} ({})", steward_agent::manager::short(&hash), path.display()),
+                match steward_agent::hold::read_hold(path) {
+                    Some(hold) => format!("held at {}: {}", hold.version, hold.reason),
+                    None => "none: the loop reconciles".into(),
+                },
+            ]);
+            println!("{node}");
             let mut table = table(&["CHECK", "STATUS", "VALUE", "EVIDENCE"]);
             for r in &results {
                 table.add_row(vec![

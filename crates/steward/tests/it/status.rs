@@ -74,6 +74,27 @@ async fn status_reports_every_check_and_fails_when_the_store_is_down() {
         assert_eq!(by_name(name)["status"], "ok", "{name}: {:#}", by_name(name));
     }
     let latency = by_name("end_to_end_sample_log")["value"].as_f64().expect("a latency");
+
+    // The table a person reads: the config the collector has, then a row
+    // per check.
+    let out = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(["--config", &steward_yaml.display().to_string(), "status"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run steward status");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    let config = std::fs::read_to_string(&config_path).expect("config");
+    let version = steward_agent::manager::short(&steward_agent::manager::content_hash(&config));
+    for needle in [
+        "COLLECTOR CONFIG",
+        &version,
+        "none: the loop reconciles",
+        "CHECK",
+        "end_to_end_sample_log",
+    ] {
+        assert!(table.contains(needle), "{needle:?} in\n{table}");
+    }
     eprintln!("steward status: end-to-end latency {latency:.0} ms");
 
     store.stop();

@@ -24,6 +24,24 @@ struct Args {
     steward: PathBuf,
 }
 
+/// A progress bar on a terminal; hidden when output is piped or under CI
+/// (`CI` set), where it would only clutter the log.
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if std::env::var_os("CI").is_some() || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 fn args() -> Result<Args, String> {
     let beside = std::env::current_exe()
         .ok()
@@ -81,7 +99,10 @@ async fn run(args: Args) -> Result<(), Error> {
     println!(
         "starting VictoriaLogs, otelcol-steward (as its service manager would) and `steward run`…"
     );
-    let mut node = Node::start(&tb, &args.steward, NodeOptions::default()).await?;
+    // The API and web UI on a free port; checks (and the e2e probe the UI
+    // charts) every 5 s rather than 30, so there is something to see.
+    let options = NodeOptions { api: true, health_interval_secs: 5, ..NodeOptions::default() };
+    let mut node = Node::start(&tb, &args.steward, options).await?;
     node.start_steward()?;
     let (docker, host) = connect(&tb).await?;
     let name = format!("steward-demo-{}", node.label);
@@ -95,18 +116,23 @@ async fn run(args: Args) -> Result<(), Error> {
     )
     .await?;
     let query = format!("container.name:{name:?}");
+    let progress = progress(LINES as u64, "lines queryable in VictoriaLogs");
     let records = eventually(
         &format!("{LINES} lines of {name} in VictoriaLogs"),
         Duration::from_secs(90),
         || async {
             match node.logs.query(&query).await {
                 Ok(records) if records.len() >= LINES => Ok(records),
-                Ok(records) => Err(format!("{} so far", records.len())),
+                Ok(records) => {
+                    progress.set_position(records.len() as u64);
+                    Err(format!("{} so far", records.len()))
+                }
                 Err(err) => Err(err.to_string()),
             }
         },
     )
     .await?;
+    progress.finish_and_clear();
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for record in &records {
         *seen.entry(record["_msg"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
@@ -123,6 +149,17 @@ async fn run(args: Args) -> Result<(), Error> {
     println!("  steward.yaml:        {}", config.display());
     println!("  steward's log:       {}", steward.log_path().display());
     println!("  collector config:    {}", node.config_path.display());
+    if let Some(api) = &node.api {
+        println!(
+            "  web UI and API:      {}/ (token in {})",
+            api.url,
+            node.dir().join("api-token").display()
+        );
+        println!(
+            "  Steward's metrics:   curl -H 'Authorization: Bearer {}' {}/metrics",
+            api.token, api.url
+        );
+    }
     println!(
         "  rollouts:            STEWARD_CONFIG={} {} workflow history",
         config.display(),

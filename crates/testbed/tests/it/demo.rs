@@ -19,6 +19,7 @@ fn demo_once_runs_the_pipeline_and_exits_zero() {
         "unexpected summary:\n{stdout}"
     );
     assert!(stdout.contains("see the logs:"), "no pointer to the UI:\n{stdout}");
+    assert!(stdout.contains("web UI and API:      http://127.0.0.1:"), "no UI address:\n{stdout}");
 }
 
 /// An unknown argument is a usage error: exit 2.
