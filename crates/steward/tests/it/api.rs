@@ -173,34 +173,41 @@ async fn arrives(node: &Node, needle: &str) {
     .unwrap_or_else(|err| panic!("{err}"));
 }
 
-/// The metric names the Grafana dashboard's queries use.
-fn dashboard_metrics() -> Vec<String> {
+/// Every PromQL query of the Grafana dashboard.
+fn dashboard_exprs() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana/dashboards/steward.json");
     let text = std::fs::read_to_string(path).expect("the dashboard");
     let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
     let mut exprs = Vec::new();
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    match (k.as_str(), v) {
-                        ("expr" | "query", Value::String(s)) => out.push(s.clone()),
-                        _ => walk(v, out),
-                    }
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 12, "the dashboard has its queries: {exprs:?}");
+    exprs
+}
+
+fn collect_exprs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("expr", Value::String(s)) => out.push(s.clone()),
+                    _ => collect_exprs(v, out),
                 }
             }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            _ => {}
         }
+        Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
     }
-    walk(&dashboard, &mut exprs);
-    let re = regex_lite(&exprs.join(" "));
-    assert!(re.len() >= 10, "the dashboard queries Steward's metrics: {re:?}");
-    re
+}
+
+/// The metric names the dashboard's queries use.
+fn dashboard_metrics() -> Vec<String> {
+    let names = metric_names(&dashboard_exprs().join(" "));
+    assert!(names.len() >= 10, "the dashboard queries Steward's metrics: {names:?}");
+    names
 }
 
 /// `steward_…` identifiers in `text`, deduplicated.
-fn regex_lite(text: &str) -> Vec<String> {
+fn metric_names(text: &str) -> Vec<String> {
     let mut names: Vec<String> = text
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("steward_"))
@@ -531,6 +538,55 @@ async fn every_route_answers_and_rollbacks_reach_the_collector() {
     let log = std::fs::read_to_string(steward.log_path()).expect("steward's log");
     assert!(log.contains("api listening"), "{log}");
     assert!(!log.contains(&api.api.token), "the token is never logged");
+}
+
+/// Debian's Prometheus scrapes Steward with the job in
+/// `deploy/prometheus/steward-scrape.yaml` (bearer token from a file), and
+/// every query of the Grafana dashboard runs on what it scraped. Grafana
+/// itself cannot run here: the dashboard's JSON is checked for its queries,
+/// not rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_steward_and_the_dashboards_queries_run() {
+    use steward_testbed::parts::Prometheus;
+    let tb = Testbed::locate().expect("test bench installed");
+    let node = start_node(&tb).await;
+    let api = node.api.clone().expect("api");
+    let token_file = node.dir().join("api-token");
+    let job = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/prometheus/steward-scrape.yaml"
+    ))
+    .expect("the scrape job");
+    // The shipped job, pointed at this node and scraping every second.
+    let job = job
+        .replace("/etc/prometheus/steward-token", &token_file.display().to_string())
+        .replace("127.0.0.1:7480", api.url.trim_start_matches("http://"))
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("scrape_timeout: 10s", "scrape_timeout: 1s");
+    assert!(job.contains(&token_file.display().to_string()), "{job}");
+    let prometheus =
+        Prometheus::start_with_config(&tb, &format!("global:\n  scrape_interval: 1s\n{job}"))
+            .await
+            .expect("prometheus starts");
+    eventually("Prometheus scrapes Steward", Duration::from_secs(60), || async {
+        let data = prometheus.query("up{job=\"steward\"}").await.map_err(|err| err.to_string())?;
+        match data["result"][0]["value"][1].as_str() {
+            Some("1") => Ok(()),
+            _ => Err(format!("{data}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+
+    for expr in &dashboard_exprs() {
+        let promql = expr.replace("$__rate_interval", "1m").replace("$instance", ".+");
+        prometheus.query(&promql).await.unwrap_or_else(|err| panic!("{promql}: {err}"));
+    }
+    // And they see Steward: its build info and its sources.
+    let info = prometheus.query("count by (version) (steward_build_info)").await.expect("query");
+    assert_eq!(info["result"][0]["metric"]["version"], env!("CARGO_PKG_VERSION"), "{info}");
+    let sources = prometheus.query("sum(steward_sources)").await.expect("query");
+    assert!(sources["result"][0]["value"][1].is_string(), "{sources}");
 }
 
 /// schemathesis generates requests from `/openapi.json` (valid and not) for

@@ -1,6 +1,7 @@
 //! Prometheus (Debian's `prometheus`): the metrics store. Collectors push to it
 //! through its remote-write receiver, and tests read back with PromQL. It
-//! scrapes nothing itself, so everything it holds was pushed by the test.
+//! scrapes nothing itself unless a test gives it scrape jobs
+//! (`start_with_config`).
 
 use std::process::Command;
 
@@ -21,10 +22,16 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// Starts Prometheus from `PATH`; the test bench script installs the Debian package.
-    pub async fn start(_tb: &Testbed) -> Result<Self> {
+    pub async fn start(tb: &Testbed) -> Result<Self> {
+        Prometheus::start_with_config(tb, CONFIG).await
+    }
+
+    /// Starts Prometheus with `config` as its `prometheus.yml` (e.g. with
+    /// scrape jobs).
+    pub async fn start_with_config(_tb: &Testbed, config: &str) -> Result<Self> {
         let dir = Process::temp_dir("prometheus")?;
         let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, CONFIG).map_err(io_err(&config_path))?;
+        std::fs::write(&config_path, config).map_err(io_err(&config_path))?;
         let port = free_port();
         let mut cmd = Command::new("prometheus");
         cmd.arg(format!("--config.file={}", config_path.display()))
