@@ -6,7 +6,6 @@
 //! applied one after the other, never concurrently.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -93,7 +92,11 @@ impl<S: SourceStore> LogSourceRegistry<S> {
         let sizes: BTreeMap<SourceId, Option<u64>> = sources
             .values()
             .filter(|s| s.state == SourceState::Draining)
-            .map(|s| (s.id.clone(), file_size(&s.path)))
+            .map(|s| {
+                let last = s.drain.and_then(|d| d.last_size);
+                let size = drained_size(std::fs::metadata(&s.path).map(|m| m.len()), last);
+                (s.id.clone(), size)
+            })
             .collect();
         if sizes.is_empty() {
             return Ok(Vec::new());
@@ -168,8 +171,19 @@ impl<S: SourceStore> LogSourceRegistry<S> {
 
 /// The file's size, or `None` if it is gone. A glob (static source) has no
 /// size: it counts as gone, so a removed static source leaves at once.
-fn file_size(path: &Path) -> Option<u64> {
-    std::fs::metadata(path).ok().map(|m| m.len())
+/// A draining file's size as the planner takes it: `None` only when the file
+/// is gone. A file that cannot be looked at (permission denied, I/O error)
+/// is not gone: it counts as unchanged since the last look, so it retires
+/// after the grace period, not at once with lines still unread.
+fn drained_size(looked: std::io::Result<u64>, last: Option<u64>) -> Option<u64> {
+    match looked {
+        Ok(size) => Some(size),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => {
+            tracing::warn!(error = %err, "a draining file cannot be looked at; counted as unchanged");
+            Some(last.unwrap_or(0))
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -177,4 +191,18 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_a_missing_file_counts_as_gone() {
+        assert_eq!(super::drained_size(Ok(7), Some(3)), Some(7));
+        assert_eq!(super::drained_size(Err(Error::from(ErrorKind::NotFound)), Some(3)), None);
+        let denied = || Err(Error::from(ErrorKind::PermissionDenied));
+        assert_eq!(super::drained_size(denied(), Some(3)), Some(3), "unchanged");
+        assert_eq!(super::drained_size(denied(), None), Some(0));
+    }
 }
