@@ -230,6 +230,13 @@ impl<D: Dispatch, H: WorkflowHistory> EmbeddedEngine<D, H> {
             Ok(CycleOutcome::Unchanged { .. }) if !resumed => {
                 self.history.forget_cycle(cycle_id).await?;
             }
+            // Waiting (held, or a candidate that failed recently) says
+            // something the first time; the same wait every period does not.
+            Ok(waiting @ (CycleOutcome::Held { .. } | CycleOutcome::KnownBad { .. }))
+                if !resumed && self.repeats(cycle_id, &waiting.summary()).await? =>
+            {
+                self.history.forget_cycle(cycle_id).await?;
+            }
             Ok(done) => {
                 self.history
                     .finish_cycle(cycle_id, CycleStatus::Done, &done.summary(), now_ms())
@@ -252,6 +259,20 @@ impl<D: Dispatch, H: WorkflowHistory> EmbeddedEngine<D, H> {
             replayed,
             took: started.elapsed(),
         })
+    }
+}
+
+impl<D: Dispatch, H: WorkflowHistory> EmbeddedEngine<D, H> {
+    /// Whether this node's last finished cycle before `cycle_id` ended with
+    /// the same `summary`.
+    async fn repeats(&self, cycle_id: i64, summary: &str) -> Result<bool, StoreError> {
+        // Other nodes sharing a PostgreSQL store interleave their cycles; a
+        // few dozen rows back is far enough to find this node's last one.
+        let recent = self.history.recent_cycles(50).await?;
+        let previous = recent
+            .iter()
+            .find(|c| c.node == self.node && c.id != cycle_id && c.status != CycleStatus::Running);
+        Ok(previous.and_then(|c| c.outcome.as_deref()) == Some(summary))
     }
 }
 

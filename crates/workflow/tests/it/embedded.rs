@@ -223,3 +223,27 @@ async fn an_unchanged_cycle_leaves_no_history() {
     assert_eq!(e.history().recent_cycles(10).await.expect("read"), vec![]);
     assert_eq!(e.history().steps(report.cycle_id).await.expect("read"), vec![]);
 }
+
+/// A cycle that waits (a hold, or a candidate that failed recently) is kept
+/// the first time, not again while the wait is the same.
+#[tokio::test]
+async fn the_same_wait_is_recorded_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let held = json!({
+        "current": {"on_disk": "g", "applied": "g"}, "candidate_failed": null,
+        "held": {"version": "cfg-g", "reason": "rolled back via the API", "since_ms": 1}
+    });
+    let dispatch = Arc::new(
+        Scripted::default()
+            .script(Activity::CurrentConfig, vec![Ok(held.clone()), Ok(held.clone()), Ok(held)]),
+    );
+    let e = engine(Arc::clone(&dispatch), store(&dir).await);
+    for _ in 0..3 {
+        let report = e.run_cycle(Trigger::Period).await.expect("recorded");
+        assert!(matches!(report.outcome, Ok(CycleOutcome::Held { .. })), "{report:?}");
+    }
+    let cycles = e.history().recent_cycles(10).await.expect("read");
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(cycles[0].outcome.as_deref().unwrap_or("").starts_with("held at cfg-g"), "{cycles:?}");
+    assert_eq!(dispatch.count(Activity::PushConfig), 0, "nothing rolled out while held");
+}
