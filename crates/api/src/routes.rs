@@ -13,7 +13,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use steward_agent::AgentError;
-use steward_registry::SourceState;
 use steward_registry::store::{StoreError, VersionStore as _, WorkflowHistory as _};
 
 use steward_workflow::retry::error_chain as chain;
@@ -157,9 +156,8 @@ pub async fn openapi_json() -> Response {
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn metrics(State(api): Api) -> Response {
-    let sources = api.registry.list_sources().await;
-    let draining = sources.iter().filter(|s| s.state == SourceState::Draining).count();
-    api.metrics.set_state(sources.len() - draining, draining, &api.alerts.firing());
+    let (active, draining) = api.registry.counts().await;
+    api.metrics.set_state(active, draining, &api.alerts.firing());
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         api.metrics.encode(),
@@ -176,8 +174,7 @@ pub async fn metrics(State(api): Api) -> Response {
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn overview(State(api): Api) -> Result<Json<Overview>, ApiError> {
-    let sources = api.registry.list_sources().await;
-    let draining = sources.iter().filter(|s| s.state == SourceState::Draining).count();
+    let (active, draining) = api.registry.counts().await;
     let applied = api.store.applied().await?;
     let (_, checks) = api.live.checks();
     let alerts_firing: Vec<AlertView> =
@@ -196,7 +193,7 @@ pub async fn overview(State(api): Api) -> Result<Json<Overview>, ApiError> {
         pipeline_state: crate::live::pipeline_state(&checks, alerts_firing.len()).to_owned(),
         applied: applied.as_ref().map(VersionSummary::from),
         hold: api.agent.hold().map(HoldView::from),
-        sources: SourceCounts { active: sources.len() - draining, draining },
+        sources: SourceCounts { active, draining },
         last_e2e_latency_ms: last.as_ref().and_then(|p| p.latency_ms),
         last_e2e_at_ms: last.map(|p| p.at_ms),
         alerts_firing,

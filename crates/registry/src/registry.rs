@@ -138,6 +138,14 @@ impl<S: SourceStore> LogSourceRegistry<S> {
         self.sources.lock().await.values().cloned().collect()
     }
 
+    /// How many sources are active and how many draining, without copying
+    /// them (for metrics and overviews, which only count).
+    pub async fn counts(&self) -> (usize, usize) {
+        let sources = self.sources.lock().await;
+        let draining = sources.values().filter(|s| s.state == SourceState::Draining).count();
+        (sources.len() - draining, draining)
+    }
+
     pub fn store(&self) -> &S {
         &self.store
     }
