@@ -223,6 +223,11 @@ impl Node {
         Ok(node)
     }
 
+    /// The engine `steward run` was configured with.
+    pub fn options_engine(&self) -> &str {
+        &self.options.engine
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("kept until drop").path()
     }

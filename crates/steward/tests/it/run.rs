@@ -122,6 +122,28 @@ async fn new_container_line_arrives(options: NodeOptions) {
     assert_eq!(records[0]["_msg"], marker.as_str(), "no trailing newline");
     let versions = versions(&node);
     assert_eq!(versions.iter().filter(|v| v["status"] == "applied").count(), 1, "{versions:?}");
+    if let Some(api) = &node.api {
+        // The API works the same under either engine; its activities feed
+        // the same metrics.
+        let get = |path: &str| {
+            steward_testbed::parts::http_client()
+                .get(format!("{}{path}", api.url))
+                .bearer_auth(&api.token)
+                .send()
+        };
+        let overview: Value =
+            get("/api/v1/overview").await.expect("overview").json().await.expect("JSON");
+        assert_eq!(overview["engine"], node.options_engine(), "{overview}");
+        assert_eq!(overview["sources"]["active"], 1, "{overview}");
+        let metrics = get("/metrics").await.expect("metrics").text().await.expect("text");
+        let pushes = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("steward_activity_duration_seconds_count{activity=\"push_config\"} ")
+            })
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(pushes.is_some_and(|n| n >= 1.0), "{metrics}");
+    }
     drop(container);
     node.steward.as_mut().expect("running").check_running().expect("steward ran throughout");
 
@@ -158,6 +180,7 @@ async fn temporal_a_new_containers_first_line_arrives() {
     new_container_line_arrives(NodeOptions {
         engine: "temporal".into(),
         temporal_address: Some(temporal.address()),
+        api: true,
         ..NodeOptions::default()
     })
     .await;
