@@ -428,6 +428,15 @@ impl RolloutResult {
     }
 }
 
+/// A 409's body: the result of a rollout that did not succeed, or, when
+/// none could start (nothing to roll back to), an error.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConflictBody {
+    Rollout(RolloutResult),
+    Error(ErrorBody),
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Limit {
@@ -437,8 +446,15 @@ pub struct Limit {
 }
 
 impl Limit {
-    pub fn get(&self, default: usize) -> usize {
-        self.limit.map_or(default, |n| n.clamp(1, 1000) as usize)
+    pub const MAX: u32 = 1000;
+
+    /// The limit asked for, or `default`; out of range is the caller's error.
+    pub fn get(&self, default: usize) -> Result<usize, String> {
+        match self.limit {
+            None => Ok(default),
+            Some(n) if (1..=Self::MAX).contains(&n) => Ok(n as usize),
+            Some(n) => Err(format!("limit: {n} is out of range (1 to {})", Self::MAX)),
+        }
     }
 }
 

@@ -82,8 +82,10 @@ impl From<AgentError> for ApiError {
     }
 }
 
-/// A JSON request body. An empty body means the defaults, so `{}` need not
-/// be sent; a malformed one is a 400 that names the field at fault.
+/// A JSON request body: an object, or nothing (an empty body or `null`)
+/// for the defaults, so `{}` need not be sent. Anything else is a 400 that
+/// names the field at fault; an array is refused even where serde would
+/// read a struct from one.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for Body<T> {
@@ -96,16 +98,31 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for Body<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(T::default()));
         }
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(Body).map_err(|err| {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            if path == "." {
-                ApiError::BadRequest(format!("invalid JSON body: {inner}"))
-            } else {
-                ApiError::BadRequest(format!("invalid JSON body: field `{path}`: {inner}"))
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|err| ApiError::BadRequest(format!("invalid JSON body: {err}")))?;
+        match value {
+            serde_json::Value::Null => Ok(Body(T::default())),
+            serde_json::Value::Object(_) => {
+                serde_path_to_error::deserialize(value).map(Body).map_err(|err| {
+                    let path = err.path().to_string();
+                    let inner = err.into_inner();
+                    if path == "." {
+                        ApiError::BadRequest(format!("invalid JSON body: {inner}"))
+                    } else {
+                        ApiError::BadRequest(format!("invalid JSON body: field `{path}`: {inner}"))
+                    }
+                })
             }
-        })
+            other => Err(ApiError::BadRequest(format!(
+                "invalid JSON body: expected an object, got {}",
+                match other {
+                    serde_json::Value::Array(_) => "an array",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Number(_) => "a number",
+                    _ => "a boolean",
+                }
+            ))),
+        }
     }
 }
 
@@ -221,7 +238,7 @@ pub async fn versions(
     State(api): Api,
     Query(limit): Query<Limit>,
 ) -> Result<Json<Vec<VersionSummary>>, ApiError> {
-    let versions = api.store.history(limit.get(50)).await?;
+    let versions = api.store.history(limit.get(50).map_err(ApiError::BadRequest)?).await?;
     Ok(Json(versions.iter().map(VersionSummary::from).collect()))
 }
 
@@ -315,7 +332,7 @@ pub async fn cycles(
     Query(limit): Query<Limit>,
 ) -> Result<Json<Vec<CycleView>>, ApiError> {
     let mut views = Vec::new();
-    for cycle in api.store.recent_cycles(limit.get(20)).await? {
+    for cycle in api.store.recent_cycles(limit.get(20).map_err(ApiError::BadRequest)?).await? {
         let steps = api.store.steps(cycle.id).await?;
         views.push(CycleView::new(&cycle, &steps));
     }
@@ -348,9 +365,9 @@ pub async fn alerts(State(api): Api) -> Json<Vec<AlertView>> {
         (status = 400, description = "A malformed parameter"),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn e2e(State(api): Api, Query(limit): Query<Limit>) -> Json<E2eSeries> {
-    let points = api.live.e2e(limit.get(120));
-    Json(E2eSeries { points: points.iter().map(E2ePointView::from).collect() })
+pub async fn e2e(State(api): Api, Query(limit): Query<Limit>) -> Result<Json<E2eSeries>, ApiError> {
+    let points = api.live.e2e(limit.get(120).map_err(ApiError::BadRequest)?);
+    Ok(Json(E2eSeries { points: points.iter().map(E2ePointView::from).collect() }))
 }
 
 // ---------------------------------------------------------------------------
@@ -358,7 +375,7 @@ pub async fn e2e(State(api): Api, Query(limit): Query<Limit>) -> Json<E2eSeries>
 
 /// Releases any hold and starts a reconcile cycle now (asynchronously).
 #[utoipa::path(post, path = "/api/v1/reconcile", tag = "actions",
-    request_body(content = ReconcileRequest, description = "Optional; `{}`"),
+    request_body(content = Option<ReconcileRequest>, description = "Optional; `{}`"),
     responses((status = 202, body = ReconcileAccepted),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)),
@@ -379,12 +396,12 @@ pub async fn reconcile(
 /// the loop at it until the next requested reconcile.
 #[utoipa::path(post, path = "/api/v1/config/versions/{id}/apply", tag = "actions",
     params(("id" = String, Path, description = "The version to apply")),
-    request_body(content = ApplyRequest, description = "Optional"),
+    request_body(content = Option<ApplyRequest>, description = "Optional"),
     responses((status = 200, description = "Applied, or already running", body = RolloutResult),
         (status = 400, description = "Malformed JSON or an ambiguous prefix", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
-        (status = 409, description = "Refused, canary failed, or rolled back", body = RolloutResult),
+        (status = 409, description = "Refused, canary failed, or rolled back", body = ConflictBody),
         (status = 503, description = "The collector is not running", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn apply(
@@ -401,12 +418,12 @@ pub async fn apply(
 /// Rolls back to `to`, or to the last good version before the applied one,
 /// and holds the loop there until the next requested reconcile.
 #[utoipa::path(post, path = "/api/v1/rollback", tag = "actions",
-    request_body(content = RollbackRequest, description = "Optional"),
+    request_body(content = Option<RollbackRequest>, description = "Optional"),
     responses((status = 200, description = "Rolled back", body = RolloutResult),
         (status = 400, description = "Malformed JSON or an ambiguous prefix", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
-        (status = 409, description = "Nothing to roll back to, or the rollback failed", body = RolloutResult),
+        (status = 409, description = "Nothing to roll back to, or the rollback failed", body = ConflictBody),
         (status = 503, description = "The collector is not running", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rollback(
