@@ -123,6 +123,8 @@ pub struct AgentManager<R, V> {
     /// began, in Unix ms; 0 when none. The collector is reloading, so a
     /// health check now would judge a moving target.
     reloading_since: std::sync::atomic::AtomicI64,
+    /// One more at every push or rollback (see `reload_epoch`).
+    reload_epoch: std::sync::atomic::AtomicU64,
     events: tokio::sync::broadcast::Sender<AgentEvent>,
 }
 
@@ -152,6 +154,7 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
             http,
             rollout: Mutex::new(()),
             reloading_since: std::sync::atomic::AtomicI64::new(0),
+            reload_epoch: std::sync::atomic::AtomicU64::new(0),
             events,
         }
     }
@@ -169,7 +172,16 @@ impl<R: CollectorRunner, V: VersionStore> AgentManager<R, V> {
 
     fn set_reloading(&self, on: bool) {
         let since = if on { now_ms() } else { 0 };
+        if on {
+            self.reload_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         self.reloading_since.store(since, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Counts the reloads begun so far. A health round that sees it change
+    /// overlapped a reload: what it saw of the collector was a moving target.
+    pub fn reload_epoch(&self) -> u64 {
+        self.reload_epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn settings(&self) -> &AgentSettings {

@@ -95,6 +95,21 @@ impl<B: LogBackend, S: AlertSink> HealthMonitor<B, S> {
     /// alert that could not be delivered is an error; the round's results
     /// are kept either way.
     pub async fn run_once(&mut self, pid_alive: bool) -> Result<Round, AlertError> {
+        let round = self.run_round(pid_alive, || false).await?;
+        Ok(round.expect("a round that cannot be disturbed is never discarded"))
+    }
+
+    /// [`HealthMonitor::run_once`], unless `disturbed()` says, once the
+    /// checks are done, that something changed the collector under them (a
+    /// reload began): then the round is discarded (`None`): no verdict
+    /// reaches the alert book or the repair planner, and `last` keeps the
+    /// previous round. A check that met a collector restarting for a reload
+    /// would otherwise fire an alert and order a restart.
+    pub async fn run_round(
+        &mut self,
+        pid_alive: bool,
+        disturbed: impl FnOnce() -> bool,
+    ) -> Result<Option<Round>, AlertError> {
         let metrics = self.endpoints.metrics.clone();
         // The checks look at different things; run them side by side, so a
         // hung collector costs one timeout per round, not one per check.
@@ -110,6 +125,9 @@ impl<B: LogBackend, S: AlertSink> HealthMonitor<B, S> {
         results.push(push);
         if let Some(canary) = self.endpoints.canary.clone() {
             results.push(self.end_to_end(&canary).await);
+        }
+        if disturbed() {
+            return Ok(None);
         }
 
         let now = SystemTime::now();
@@ -136,7 +154,7 @@ impl<B: LogBackend, S: AlertSink> HealthMonitor<B, S> {
         }
         self.last = results.clone();
         self.sink.send(&notifications).await?;
-        Ok(Round { results, notifications, repairs })
+        Ok(Some(Round { results, notifications, repairs }))
     }
 
     async fn end_to_end(&self, canary: &std::path::Path) -> CheckResult {

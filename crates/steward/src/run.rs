@@ -348,14 +348,24 @@ async fn health_loop<B: LogBackend + 'static>(backend: B, context: HealthContext
         };
         let pid_alive = agent.runner().pid().is_some();
         let before = monitor.counters().cloned();
-        let round = monitor.run_once(pid_alive).await;
+        let epoch = agent.reload_epoch();
+        let round = monitor
+            .run_round(pid_alive, || agent.reloading() || agent.reload_epoch() != epoch)
+            .await;
+        if matches!(round, Ok(None)) {
+            // A rollout reloaded the collector while the checks looked; its
+            // own verification judges that reload.
+            tracing::debug!("health: a reload overlapped this round; discarded");
+            continue;
+        }
         let accepted = monitor
             .counters()
             .map(|now| steward_health::checks::accepted_since(before.as_ref(), now));
         live.record_round(monitor.last(), accepted);
         metrics.observe_health(monitor.last());
         match round {
-            Ok(round) => {
+            Ok(None) => {}
+            Ok(Some(round)) => {
                 for result in &round.results {
                     tracing::debug!(check = result.name, status = ?result.status, evidence = %result.evidence, "health");
                 }

@@ -91,6 +91,13 @@ async fn a_store_outage_alerts_resolves_and_loses_no_line() {
     let mut latencies = vec![monitor.last_e2e_latency_ms().expect("the probe found its marker")];
 
     store.stop();
+    // A round that a reload overlapped is discarded: the store is down, yet
+    // nothing reaches the alert book, and the last results stay the
+    // healthy round's.
+    let healthy = monitor.last().to_vec();
+    let discarded = monitor.run_round(true, || true).await.expect("nothing to deliver");
+    assert_eq!(discarded, None);
+    assert_eq!(monitor.last(), &healthy[..]);
     let stopped = Instant::now();
     // The monitor runs rounds as `steward run` would; each loop below polls
     // Alertmanager until its condition holds or the deadline passes.

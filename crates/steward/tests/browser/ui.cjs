@@ -12,6 +12,9 @@
 //                    waits for a line `GO` on stdin (the test sends it once the
 //                    loop has applied a config with that container, so there
 //                    is a version to roll back from)
+//   DIFF <n>         the newest version's diff shows n added lines, one
+//                    naming EXPECT_CONTAINER (SCREENSHOT_DIFF, if set, is
+//                    a screenshot of it)
 //   ROLLED <text>    #rollout-result after clicking #rollback
 //   DONE             overview rendered and screenshot written
 // On failure: `FAIL <reason>` on stderr, a screenshot if possible, exit 1.
@@ -141,9 +144,20 @@ async function main() {
     say(`SEEN ${await seen.jsonValue()}`);
     await stdinLine('GO');
 
-    // Versions: roll back.
+    // Versions: the newest one's side-by-side diff shows the container's
+    // receiver added; then roll back.
     await page.click('#nav-versions');
     await page.waitForSelector('#view-versions[data-loaded]', { state: 'attached' });
+    await page.click('#versions-table tr[data-version] .diff-btn');
+    const added = await (await page.waitForFunction((name) => {
+      const rows = document.querySelectorAll('#diff-table tr.d-added');
+      const hit = Array.from(rows).some((r) => r.textContent.includes(name));
+      return hit ? rows.length : null;
+    }, container, { timeout: STEP_TIMEOUT_MS, polling: 250 })).jsonValue();
+    say(`DIFF ${added}`);
+    if (process.env.SCREENSHOT_DIFF) {
+      await page.screenshot({ path: process.env.SCREENSHOT_DIFF, fullPage: true });
+    }
     await page.click('#rollback'); // waits until enabled; the dialog handler accepts the confirm
     const outcome = await (await page.waitForFunction(() => {
       const el = document.getElementById('rollout-result');

@@ -2,8 +2,9 @@
 //! `playwright-core` (both installed by `scripts/testbed.sh`), against
 //! `steward run` on the test bench (Docker Engine, `otelcol-steward`,
 //! VictoriaLogs, SQLite). The browser logs in, sees a container started
-//! after the page opened appear in the sources table, rolls back from the
-//! versions page, and saves a screenshot of the overview.
+//! after the page opened appear in the sources table, opens the newest
+//! version's side-by-side diff, rolls back from the versions page, and saves
+//! a screenshot of the overview.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -113,6 +114,7 @@ async fn the_ui_shows_a_new_container_and_rolls_back() {
         .env("STEWARD_TOKEN", &api.token)
         .env("EXPECT_CONTAINER", &name)
         .env("SCREENSHOT", &screenshot)
+        .env("SCREENSHOT_DIFF", node.dir().join("ui-diff.png"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).expect("a log file"))
@@ -134,6 +136,9 @@ async fn the_ui_shows_a_new_container_and_rolls_back() {
     assert!(seen.contains("docker:"), "{seen}");
     let with_container = applied_with(&node, &name).await;
     stdin.write_all(b"GO\n").await.expect("tell the script to roll back");
+    let diff = expect_line(&mut lines, "DIFF", &stderr_path).await;
+    let added: usize = diff.trim_start_matches("DIFF ").trim().parse().expect("a count");
+    assert!(added >= 5, "a source adds a receiver and its pipeline entries: {diff}");
     let rolled = expect_line(&mut lines, "ROLLED", &stderr_path).await;
     assert!(rolled.contains(&format!("applied {bootstrap}")), "{rolled}");
     expect_line(&mut lines, "DONE", &stderr_path).await;
@@ -154,7 +159,10 @@ async fn the_ui_shows_a_new_container_and_rolls_back() {
 
     // For a person to look at: STEWARD_UI_SCREENSHOT=/path/ui.png keeps a copy.
     if let Some(keep) = std::env::var_os("STEWARD_UI_SCREENSHOT") {
-        std::fs::copy(&screenshot, keep).expect("copy the screenshot");
+        let keep = std::path::PathBuf::from(keep);
+        std::fs::copy(&screenshot, &keep).expect("copy the screenshot");
+        std::fs::copy(node.dir().join("ui-diff.png"), keep.with_extension("diff.png"))
+            .expect("copy the diff's screenshot");
     }
     let colours = distinct_colours(&screenshot);
     assert!(colours > 16, "the screenshot is not blank: {colours} colours");
