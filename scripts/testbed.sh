@@ -31,11 +31,29 @@ DEBIAN_PACKAGES=(docker.io prometheus prometheus-alertmanager postgresql busybox
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() { printf 'testbed: ERROR: %s\n' "$*" >&2; exit 1; }
 
+# On a terminal, and not under CI, a step shows how long it has been running
+# (cold builds take minutes); elsewhere the output stays one line per step.
+progress=false
+if [ -t 2 ] && [ -z "${CI:-}" ]; then progress=true; fi
+
 # run PART LOGFILE CMD...: runs CMD with its output in LOGFILE; on failure names
 # the part and the command, shows the log's tail, and stops the script.
 run() {
   local part=$1 logfile=$2; shift 2
-  if ! "$@" >"$logfile" 2>&1; then
+  local status=0
+  if $progress; then
+    "$@" >"$logfile" 2>&1 &
+    local pid=$! start=$SECONDS
+    while kill -0 "$pid" 2>/dev/null; do
+      printf '\rtestbed: %s: %ds ' "$part" $((SECONDS - start)) >&2
+      sleep 1
+    done
+    wait "$pid" || status=$?
+    printf '\r\033[K' >&2
+  else
+    "$@" >"$logfile" 2>&1 || status=$?
+  fi
+  if [ "$status" -ne 0 ]; then
     log "$part: command failed: $*"
     tail -n 25 "$logfile" | sed 's/^/  | /' >&2
     die "$part could not be installed (full log: $logfile)"
