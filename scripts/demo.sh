@@ -8,6 +8,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$ROOT/scripts/testbed.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${STEWARD_CACHE_DIR:-/var/cache/steward-testbed}/cargo-target}"
+# The target dir is shared by every checkout on the machine, so compiled
+# code may come from another one: say where this checkout's test bench is.
+export STEWARD_TESTBED="${STEWARD_TESTBED:-$ROOT/.testbed}"
 cd "$ROOT"
 cargo build --locked --quiet -p steward -p steward-testbed --bins
 exec "$CARGO_TARGET_DIR/debug/demo" "$@"
