@@ -4,6 +4,7 @@ mod agent;
 mod api;
 mod cli;
 mod config;
+mod deploy;
 mod run;
 mod sources;
 mod status;
