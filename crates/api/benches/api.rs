@@ -34,7 +34,7 @@ fn source(i: usize) -> LogSource {
             ("service.name".to_owned(), format!("svc-{}", i % 50)),
         ]
         .into(),
-        state: if i % 10 == 0 { SourceState::Draining } else { SourceState::Active },
+        state: if i.is_multiple_of(10) { SourceState::Draining } else { SourceState::Active },
         origin: Origin::Docker,
         first_seen_ms: 1_700_000_000_000,
         updated_ms: 1_700_000_000_000,

@@ -92,9 +92,8 @@ pub async fn require_token(
     if bearer(&request).is_some_and(|presented| token.matches(presented)) {
         return next.run(request).await;
     }
-    let mut response =
-        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "unauthorized"})))
-            .into_response();
+    let body = crate::model::ErrorBody { error: "unauthorized".into() };
+    let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }

@@ -12,27 +12,22 @@ use steward_health::checks::{CheckResult, END_TO_END, Status};
 pub const E2E_POINTS: usize = 2880;
 
 /// One end-to-end probe, and the lines the collector accepted since the
-/// previous one.
-#[derive(Debug, Clone, PartialEq)]
+/// previous one; served as is by `GET /api/v1/e2e`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct E2ePoint {
     pub at_ms: i64,
+    /// Whether the marker line was found in the store in time.
     pub ok: bool,
+    /// From writing the marker to finding it, in ms; `null` if not found.
     pub latency_ms: Option<f64>,
+    /// Log records the collector's receivers accepted since the previous
+    /// point; `null` when its metrics were unreadable.
     pub lines_accepted: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckView {
-    pub name: String,
-    pub status: Status,
-    pub evidence: String,
-    pub value: Option<f64>,
-    pub observed_ms: i64,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    checks: Vec<CheckView>,
+    checks: Vec<CheckResult>,
     checks_ms: Option<i64>,
     e2e: VecDeque<E2ePoint>,
     ready: bool,
@@ -51,16 +46,7 @@ impl Live {
     /// point of the series, with `lines_accepted` since the last round.
     pub fn record_round(&self, results: &[CheckResult], lines_accepted: Option<f64>) {
         let mut state = self.state();
-        state.checks = results
-            .iter()
-            .map(|r| CheckView {
-                name: r.name.to_owned(),
-                status: r.status,
-                evidence: r.evidence.clone(),
-                value: r.value,
-                observed_ms: r.observed_ms,
-            })
-            .collect();
+        state.checks = results.to_vec();
         state.checks_ms = results.iter().map(|r| r.observed_ms).max();
         if let Some(e2e) = results.iter().find(|r| r.name == END_TO_END) {
             let ok = e2e.status == Status::Ok;
@@ -76,7 +62,7 @@ impl Live {
         }
     }
 
-    pub fn checks(&self) -> (Option<i64>, Vec<CheckView>) {
+    pub fn checks(&self) -> (Option<i64>, Vec<CheckResult>) {
         let state = self.state();
         (state.checks_ms, state.checks.clone())
     }
@@ -86,6 +72,11 @@ impl Live {
         let state = self.state();
         let skip = state.e2e.len().saturating_sub(limit);
         state.e2e.iter().skip(skip).cloned().collect()
+    }
+
+    /// The newest probe that found its marker.
+    pub fn last_ok_e2e(&self) -> Option<E2ePoint> {
+        self.state().e2e.iter().rev().find(|p| p.ok).cloned()
     }
 
     /// The loop has read the collector's state once: discovery, registry
@@ -101,7 +92,7 @@ impl Live {
 
 /// The pipeline's state from the last checks: any failed → `failing`, any
 /// warning → `degraded`, all ok → `healthy`; nothing known → `unknown`.
-pub fn pipeline_state(checks: &[CheckView], alerts_firing: usize) -> &'static str {
+pub fn pipeline_state(checks: &[CheckResult], alerts_firing: usize) -> &'static str {
     if checks.iter().any(|c| c.status == Status::Failed) {
         "failing"
     } else if checks.iter().any(|c| c.status == Status::Warning) || alerts_firing > 0 {
@@ -142,17 +133,13 @@ mod tests {
         assert_eq!(failed.latency_ms, None, "a failed probe has no latency");
         let (at, checks) = live.checks();
         assert_eq!((at, checks.len()), (Some(E2E_POINTS as i64 + 2), 2));
+        let last_ok = live.last_ok_e2e().expect("an ok probe");
+        assert!(last_ok.ok && last_ok.at_ms > E2E_POINTS as i64, "{last_ok:?}");
     }
 
     #[test]
     fn the_pipeline_state_is_the_worst_check() {
-        let view = |status| CheckView {
-            name: "c".into(),
-            status,
-            evidence: String::new(),
-            value: None,
-            observed_ms: 0,
-        };
+        let view = |status| check("c", status, None, 0);
         assert_eq!(pipeline_state(&[], 0), "unknown");
         assert_eq!(pipeline_state(&[view(Status::Ok)], 0), "healthy");
         assert_eq!(pipeline_state(&[view(Status::Ok)], 1), "degraded");

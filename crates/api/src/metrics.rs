@@ -110,8 +110,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let m = Metrics {
+        let mut m = Metrics {
             sources: Family::default(),
             cycles: Family::default(),
             cycle_duration: seconds_histogram(),
@@ -128,64 +127,64 @@ impl Metrics {
             ),
             registry: Registry::default(),
         };
-        registry.register(
+        m.registry.register(
             "steward_sources",
             "Log sources in the registry, by state",
             m.sources.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_reconcile_cycles",
             "Reconcile cycles run (embedded engine), by outcome",
             m.cycles.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_reconcile_cycle_duration_seconds",
             "How long a reconcile cycle took (embedded engine)",
             m.cycle_duration.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_activity_duration_seconds",
             "How long an activity attempt took, by activity",
             m.activity_duration.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_activity_failures",
             "Activity attempts that failed with an error, by activity",
             m.activity_failures.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_reloads",
             "Collector reloads (a pushed config, then verification), by result",
             m.reloads.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_reload_duration_seconds",
             "From a reload signal to the verdict of its verification",
             m.reload_duration.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_rollbacks",
             "Rollbacks carried out, by what asked for them",
             m.rollbacks.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_e2e_latency_seconds",
             "End-to-end probe: from writing a marker line to finding it in the store",
             m.e2e_latency.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_e2e_probe_failures",
             "End-to-end probes whose marker was not found in time",
             m.e2e_failures.clone(),
         );
-        registry.register(
+        m.registry.register(
             "steward_alerts_firing",
             "Alerts Steward has firing now, by check",
             m.alerts_firing.clone(),
         );
         let info: Family<VersionLabel, Gauge> = Family::default();
         info.get_or_create(&VersionLabel { version: env!("CARGO_PKG_VERSION").into() }).set(1);
-        registry.register("steward_build_info", "Steward's version", info);
+        m.registry.register("steward_build_info", "Steward's version", info);
 
         for state in ["active", "draining"] {
             let _ = m.sources.get_or_create(&StateLabel { state: state.into() });
@@ -207,7 +206,7 @@ impl Metrics {
         for trigger in ["workflow", "api"] {
             let _ = m.rollbacks.get_or_create(&TriggerLabel { trigger: trigger.into() });
         }
-        Metrics { registry, ..m }
+        m
     }
 
     /// A finished (or parked) cycle of the embedded engine.

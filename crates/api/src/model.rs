@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use steward_health::alerts::Notification;
-use steward_health::checks::Status;
+use steward_health::checks::{CheckResult, Status};
 use steward_registry::LogSource;
 use steward_registry::store::{ConfigVersion, CycleRecord, StepRecord};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::live::{CheckView, E2ePoint};
+use crate::live::E2ePoint;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -234,10 +234,10 @@ pub struct CheckBody {
     pub observed_ms: i64,
 }
 
-impl From<&CheckView> for CheckBody {
-    fn from(c: &CheckView) -> Self {
+impl From<&CheckResult> for CheckBody {
+    fn from(c: &CheckResult) -> Self {
         CheckBody {
-            name: c.name.clone(),
+            name: c.name.to_owned(),
             status: status_name(c.status).to_owned(),
             evidence: c.evidence.clone(),
             value: c.value,
@@ -293,32 +293,9 @@ impl From<&Notification> for AlertView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct E2ePointView {
-    pub at_ms: i64,
-    /// Whether the marker line was found in the store in time.
-    pub ok: bool,
-    /// From writing the marker to finding it, in ms; `null` if not found.
-    pub latency_ms: Option<f64>,
-    /// Log records the collector's receivers accepted since the previous
-    /// point; `null` when its metrics were unreadable.
-    pub lines_accepted: Option<f64>,
-}
-
-impl From<&E2ePoint> for E2ePointView {
-    fn from(p: &E2ePoint) -> Self {
-        E2ePointView {
-            at_ms: p.at_ms,
-            ok: p.ok,
-            latency_ms: p.latency_ms,
-            lines_accepted: p.lines_accepted,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct E2eSeries {
     /// Oldest first.
-    pub points: Vec<E2ePointView>,
+    pub points: Vec<E2ePoint>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -196,7 +196,7 @@ pub async fn overview(State(api): Api) -> Result<Json<Overview>, ApiError> {
     let (_, checks) = api.live.checks();
     let alerts_firing: Vec<AlertView> =
         api.alerts.entries().iter().filter(|n| !n.is_resolved()).map(AlertView::from).collect();
-    let last = api.live.e2e(usize::MAX).into_iter().rev().find(|p| p.ok);
+    let last = api.live.last_ok_e2e();
     let last_cycle = match api.store.recent_cycles(1).await?.into_iter().next() {
         Some(cycle) => {
             let steps = api.store.steps(cycle.id).await?;
@@ -367,7 +367,7 @@ pub async fn alerts(State(api): Api) -> Json<Vec<AlertView>> {
     security(("bearer" = [])))]
 pub async fn e2e(State(api): Api, Query(limit): Query<Limit>) -> Result<Json<E2eSeries>, ApiError> {
     let points = api.live.e2e(limit.get(120).map_err(ApiError::BadRequest)?);
-    Ok(Json(E2eSeries { points: points.iter().map(E2ePointView::from).collect() }))
+    Ok(Json(E2eSeries { points }))
 }
 
 // ---------------------------------------------------------------------------
